@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,3 +16,25 @@ def corpus() -> Path:
     if not (CORPUS / "photos.reference.csv").exists():
         pytest.skip(f"benign test corpus not found at {CORPUS}")
     return CORPUS
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL server for the whole run (skips only where the binaries are absent)."""
+    from tests.support import postgres
+
+    reason = postgres.unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    with postgres.running_server() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres_server) -> Iterator[str]:
+    """SQLAlchemy URL (postgresql+psycopg://) of a fresh, empty database, dropped after the test."""
+    name = postgres_server.create_database()
+    try:
+        yield postgres_server.url(name)
+    finally:
+        postgres_server.drop_database(name)
