@@ -116,7 +116,7 @@ class BytesHasher(abc.ABC):
 
     @classmethod
     @abc.abstractmethod
-    def new_hasher(cls):  # noqa: ANN206 - hashlib objects have no common public type
+    def new_hasher(cls):
         """A fresh object with `update(bytes)` and `hexdigest()`."""
 
 

@@ -12,5 +12,5 @@ class Md5Signal(HexDigestSignal, BytesHasher):
     examples = ("d41d8cd98f00b204e9800998ecf8427e", "ea009b099b8451639d62d722fb8645fb")
 
     @classmethod
-    def new_hasher(cls):  # noqa: ANN206
+    def new_hasher(cls):
         return hashlib.md5(usedforsecurity=False)

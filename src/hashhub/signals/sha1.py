@@ -12,5 +12,5 @@ class Sha1Signal(HexDigestSignal, BytesHasher):
     examples = ("da39a3ee5e6b4b0d3255bfef95601890afd80709",)
 
     @classmethod
-    def new_hasher(cls):  # noqa: ANN206
+    def new_hasher(cls):
         return hashlib.sha1(usedforsecurity=False)

@@ -12,5 +12,5 @@ class Sha256Signal(HexDigestSignal, BytesHasher):
     examples = ("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",)
 
     @classmethod
-    def new_hasher(cls):  # noqa: ANN206
+    def new_hasher(cls):
         return hashlib.sha256()
