@@ -1,0 +1,118 @@
+"""Scanning: bytes or fingerprints in, hashes -> matches -> policy -> recorded decision out.
+
+`Scanner` is what the API and the CLI share. Hashing is `hashhub.hashing` (in memory for uploads:
+media is never written to disk); matching is the in-memory `Matcher`; the verdict comes from the
+`Policy`, and `decisions.record` keeps matched files' decisions, review entries, report drafts and
+the hits owed to hubs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from hashhub.agent import decisions
+from hashhub.agent.matcher import Match, Matcher
+from hashhub.agent.policy import Policy, Verdict
+from hashhub.agent.store import Store
+from hashhub.hashing import DEFAULT_SIGNALS, FileHashes, hash_bytes
+
+
+@dataclass
+class ScanResult:
+    """What the agent decided for one file (or one set of fingerprints computed elsewhere)."""
+
+    file: str | None
+    hashes: dict[str, str]
+    quality: dict[str, int]
+    matches: list[Match]
+    verdict: Verdict
+    error: str | None = None
+    decision_id: int | None = None
+    review_id: int | None = None
+    report_id: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def matched(self) -> bool:
+        return bool(self.matches)
+
+    @property
+    def action(self) -> str:
+        return self.verdict.action
+
+    def as_dict(self) -> dict[str, Any]:
+        per_match = dict(zip((m.pk for m in self.matches), self.verdict.per_match, strict=False))
+        matches = []
+        for m in self.matches:
+            entry = m.as_dict()
+            action, rule = per_match.get(m.pk, (self.action, self.verdict.rule))
+            entry["action"], entry["rule"] = action, rule
+            matches.append(entry)
+        out: dict[str, Any] = {
+            "file": self.file,
+            "matched": self.matched,
+            "action": self.action,
+            "rule": self.verdict.rule,
+            "matches": matches,
+            "hashes": self.hashes,
+        }
+        if self.quality:
+            out["quality"] = self.quality
+        if self.error:
+            out["error"] = self.error
+        for key, value in (
+            ("decision", self.decision_id),
+            ("review", self.review_id),
+            ("report", self.report_id),
+        ):
+            if value is not None:
+                out[key] = value
+        return out
+
+
+class Scanner:
+    """The agent's scanning service over one store, one matcher and one policy."""
+
+    def __init__(self, store: Store, policy: Policy | None = None, matcher: Matcher | None = None) -> None:
+        self.store = store
+        self.policy = policy or Policy.default()
+        self.matcher = matcher or Matcher()
+        self.signals: tuple[str, ...] = tuple(DEFAULT_SIGNALS)
+
+    def refresh(self) -> int:
+        """Pick up what sync wrote to the store (this process's or a replica's)."""
+        return self.matcher.refresh(self.store)
+
+    def evaluate(self, file: str | None, hashed: FileHashes) -> ScanResult:
+        """Match and decide one file's hashes, without recording anything."""
+        return self.evaluate_many([file], [hashed])[0]
+
+    def evaluate_many(self, files: Sequence[str | None], hashed: Sequence[FileHashes]) -> list[ScanResult]:
+        found = self.matcher.match_many([h.hashes for h in hashed], [h.quality for h in hashed])
+        return [
+            ScanResult(
+                file=file,
+                hashes=dict(h.hashes),
+                quality=dict(h.quality),
+                matches=matches,
+                verdict=self.policy.decide(matches),
+                error=h.error,
+            )
+            for file, h, matches in zip(files, hashed, found, strict=True)
+        ]
+
+    def scan_bytes(self, data: bytes, file: str | None = None, *, source: str = "api") -> ScanResult:
+        """Hash `data` in memory, match, decide and record."""
+        result = self.evaluate(file, hash_bytes(data, self.signals))
+        decisions.record(self.store, [result], source)
+        return result
+
+    def scan_fingerprints(
+        self, hashes: Mapping[str, str], file: str | None = None, *, source: str = "api"
+    ) -> ScanResult:
+        """Match fingerprints computed elsewhere (already canonical), decide and record."""
+        result = self.evaluate(file, FileHashes(hashes=dict(hashes), quality={}, error=None))
+        decisions.record(self.store, [result], source)
+        return result

@@ -1,0 +1,332 @@
+"""The agent's local store: followed hubs with their cursors, and the items they shared.
+
+Writes that come from a hub go through `apply_batch`, which commits a batch of changes and the hub's
+new cursor in one transaction, so a crash either keeps both or neither (never a lost or doubled
+change). Readers follow the store with `changes_since(rev)`; the in-memory matcher uses that both to
+load at start and to pick up what any replica's sync wrote since.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from hashhub import db
+from hashhub.agent.items import DELETED, HubItem
+from hashhub.agent.models import AgentState, Fingerprint, Hub, Item, utcnow
+
+
+class UnknownHubError(LookupError):
+    """The store follows no hub at that URL."""
+
+
+@dataclass(frozen=True, slots=True)
+class HubState:
+    id: int
+    url: str
+    api_key: str
+    cursor: int
+    bootstrapped: bool
+    last_sync_at: datetime | None
+    last_error: str | None
+    last_error_at: datetime | None
+
+    def public(self) -> dict[str, Any]:
+        """The hub's status without its credentials."""
+        return {
+            "hub": self.url,
+            "cursor": self.cursor,
+            "bootstrapped": self.bootstrapped,
+            "last_sync_at": self.last_sync_at.isoformat() if self.last_sync_at else None,
+            "last_error": self.last_error,
+            "last_error_at": self.last_error_at.isoformat() if self.last_error_at else None,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class StoredItem:
+    """An item as the matcher sees it: local pk, where it came from, and its fingerprints."""
+
+    pk: int
+    hub_id: int
+    item_id: str
+    list_name: str | None
+    contributors: tuple[str, ...]
+    classification: dict[str, Any]
+    verifications: int
+    status: str
+    fingerprints: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One change to apply: an upsert (item set) or a delete (item None) of a hub's item id."""
+
+    item_id: str
+    item: HubItem | None
+
+
+def _hub_state(row: Hub) -> HubState:
+    return HubState(
+        id=row.id,
+        url=row.url,
+        api_key=row.api_key,
+        cursor=row.cursor,
+        bootstrapped=row.bootstrapped,
+        last_sync_at=row.last_sync_at,
+        last_error=row.last_error,
+        last_error_at=row.last_error_at,
+    )
+
+
+def normalise_hub_url(url: str) -> str:
+    text = url.strip().rstrip("/")
+    if not text.startswith(("http://", "https://")):
+        raise ValueError(f"A hub URL starts with http:// or https://, got {url!r}.")
+    return text
+
+
+class Store:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.sessions = sessionmaker(engine, expire_on_commit=False)
+
+    def session(self) -> Session:
+        return self.sessions()
+
+    @contextmanager
+    def writing(self) -> Iterator[Session]:
+        """A session in a write transaction (SQLite: BEGIN IMMEDIATE), committed on success."""
+        with db.write(self.engine) as conn, Session(bind=conn, expire_on_commit=False) as s:
+            yield s
+            s.flush()
+
+    # --- hubs -------------------------------------------------------------------------------------
+
+    def follow(self, url: str, api_key: str) -> HubState:
+        """Follow a hub (or update its key); the cursor of a hub already followed is kept."""
+        url = normalise_hub_url(url)
+        with self.writing() as s:
+            row = s.scalar(select(Hub).where(Hub.url == url))
+            if row is None:
+                row = Hub(url=url, api_key=api_key, cursor=0, bootstrapped=False)
+                s.add(row)
+            else:
+                row.api_key = api_key
+            s.flush()
+            return _hub_state(row)
+
+    def hubs(self) -> list[HubState]:
+        with self.sessions() as s:
+            return [_hub_state(h) for h in s.scalars(select(Hub).order_by(Hub.id))]
+
+    def hub(self, url: str) -> HubState:
+        url = normalise_hub_url(url)
+        with self.sessions() as s:
+            row = s.scalar(select(Hub).where(Hub.url == url))
+            if row is None:
+                raise UnknownHubError(
+                    f"The agent does not follow {url}; run `hashhub agent sync --hub {url}`."
+                )
+            return _hub_state(row)
+
+    def hub_urls(self) -> dict[int, str]:
+        with self.sessions() as s:
+            return {i: u for i, u in s.execute(select(Hub.id, Hub.url))}
+
+    def record_success(self, hub_id: int) -> None:
+        with self.writing() as s:
+            s.execute(update(Hub).where(Hub.id == hub_id).values(last_sync_at=utcnow(), last_error=None))
+
+    def record_error(self, hub_id: int, message: str) -> None:
+        with self.writing() as s:
+            s.execute(update(Hub).where(Hub.id == hub_id).values(last_error=message, last_error_at=utcnow()))
+
+    # --- items ------------------------------------------------------------------------------------
+
+    def apply_batch(
+        self,
+        hub_id: int,
+        changes: Sequence[Change],
+        cursor: int | None = None,
+        *,
+        bootstrapped: bool | None = None,
+    ) -> int:
+        """Apply changes in order and move the hub's cursor forward, in one transaction.
+
+        The cursor never goes backwards: a batch whose cursor is not ahead of the stored one is a
+        replay (another replica, or a retry after a crash) and changes nothing. Returns how many
+        changes were applied.
+        """
+        with self.writing() as s:
+            hub = s.get(Hub, hub_id, with_for_update=True)
+            if hub is None:
+                raise UnknownHubError(f"hub #{hub_id} is not followed")
+            if cursor is not None and cursor <= hub.cursor and hub.bootstrapped:
+                return 0
+            if changes:
+                self._write(s, hub_id, changes)
+            if cursor is not None and cursor > hub.cursor:
+                hub.cursor = cursor
+            if bootstrapped is not None:
+                hub.bootstrapped = bootstrapped
+            return len(changes)
+
+    def delete_missing(self, hub_id: int, keep: set[str], cursor: int) -> int:
+        """After a snapshot: tombstone the hub's items it no longer lists; set the cursor. One txn."""
+        with self.writing() as s:
+            hub = s.get(Hub, hub_id, with_for_update=True)
+            if hub is None:
+                raise UnknownHubError(f"hub #{hub_id} is not followed")
+            present = s.scalars(
+                select(Item.item_id).where(Item.hub_id == hub_id, Item.status != DELETED)
+            ).all()
+            gone = [Change(item_id, None) for item_id in present if item_id not in keep]
+            if gone:
+                self._write(s, hub_id, gone)
+            hub.cursor = max(hub.cursor, cursor)
+            hub.bootstrapped = True
+            return len(gone)
+
+    def _next_rev(self, s: Session) -> int:
+        # The counter row's lock is held until commit, so revisions become visible in order.
+        s.execute(update(AgentState).where(AgentState.id == 1).values(rev=AgentState.rev + 1))
+        return s.scalar(select(AgentState.rev).where(AgentState.id == 1)) or 0
+
+    def _write(self, s: Session, hub_id: int, changes: Sequence[Change]) -> None:
+        rev = self._next_rev(s)
+        latest: dict[str, HubItem | None] = {}
+        for change in changes:  # the last change to an item in the batch is its state
+            latest.pop(change.item_id, None)
+            latest[change.item_id] = change.item
+        existing: dict[str, int] = {}
+        ids = list(latest)
+        for start in range(0, len(ids), 900):
+            chunk = ids[start : start + 900]
+            query = select(Item.item_id, Item.id).where(Item.hub_id == hub_id, Item.item_id.in_(chunk))
+            existing.update((item_id, pk) for item_id, pk in s.execute(query))
+        now = utcnow()
+        touched = list(existing.values())
+        for start in range(0, len(touched), 900):
+            s.execute(delete(Fingerprint).where(Fingerprint.item_pk.in_(touched[start : start + 900])))
+
+        updates: list[dict[str, Any]] = []
+        inserts: list[dict[str, Any]] = []
+        live: dict[str, HubItem] = {}
+        for item_id, item in latest.items():
+            if item is None or not item.matches:
+                if item_id in existing:
+                    updates.append(
+                        {"id": existing[item_id], "status": DELETED, "rev": rev, "updated_at": now}
+                    )
+                continue
+            live[item_id] = item
+            row = _item_row(item, rev, now)
+            if item_id in existing:
+                updates.append({"id": existing[item_id], **row})
+            else:
+                inserts.append({"hub_id": hub_id, "item_id": item_id, **row})
+        if updates:
+            s.execute(update(Item), updates)
+        pks = dict(existing)
+        if inserts:
+            returned = s.execute(
+                insert(Item).returning(Item.item_id, Item.id, sort_by_parameter_order=True), inserts
+            )
+            pks.update((item_id, pk) for item_id, pk in returned)
+        fp_rows = [
+            {"item_pk": pks[item_id], "signal": signal, "value": value}
+            for item_id, item in live.items()
+            for signal, value in item.fingerprints.items()
+        ]
+        if fp_rows:
+            s.execute(insert(Fingerprint), fp_rows)
+
+    def current_rev(self) -> int:
+        with self.sessions() as s:
+            return s.scalar(select(AgentState.rev).where(AgentState.id == 1)) or 0
+
+    def changes_since(self, rev: int) -> tuple[int, list[StoredItem]]:
+        """(new rev, items written after `rev`), deleted ones included with status `deleted`.
+
+        One query, so the items and their fingerprints come from the same moment.
+        """
+        query = (
+            select(
+                Item.id,
+                Item.hub_id,
+                Item.item_id,
+                Item.list_name,
+                Item.contributors,
+                Item.classification,
+                Item.verifications,
+                Item.status,
+                Item.rev,
+                Fingerprint.signal,
+                Fingerprint.value,
+            )
+            .outerjoin(Fingerprint, Fingerprint.item_pk == Item.id)
+            .where(Item.rev > rev)
+            .order_by(Item.id)
+        )
+        if rev == 0:  # a first load has nothing to forget
+            query = query.where(Item.status != DELETED)
+        items: list[StoredItem] = []
+        newest = rev
+        with db.read(self.engine, snapshot=True) as conn:
+            current: StoredItem | None = None
+            for row in conn.execute(query):
+                pk, hub_id, item_id, list_name, contributors, cls, verifs, status, item_rev, sig, val = row
+                if current is None or current.pk != pk:
+                    current = StoredItem(
+                        pk=pk,
+                        hub_id=hub_id,
+                        item_id=item_id,
+                        list_name=list_name,
+                        contributors=tuple(contributors or ()),
+                        classification=cls or {},
+                        verifications=verifs,
+                        status=status,
+                        fingerprints={},
+                    )
+                    items.append(current)
+                    newest = max(newest, item_rev)
+                if sig is not None:
+                    current.fingerprints[sig] = val
+        return newest, items
+
+    def count_items(self, hub_id: int | None = None) -> int:
+        query = select(func.count()).select_from(Item).where(Item.status != DELETED)
+        if hub_id is not None:
+            query = query.where(Item.hub_id == hub_id)
+        with self.sessions() as s:
+            return s.scalar(query) or 0
+
+    def item_pks(self, hub_id: int, item_ids: Iterable[str]) -> dict[str, int]:
+        with self.sessions() as s:
+            query = select(Item.item_id, Item.id).where(
+                Item.hub_id == hub_id, Item.item_id.in_(list(item_ids))
+            )
+            return {item_id: pk for item_id, pk in s.execute(query)}
+
+
+def _item_row(item: HubItem, rev: int, now: datetime) -> dict[str, Any]:
+    return {
+        "list_name": item.list_name,
+        "contributor": item.contributor,
+        "contributors": list(item.contributors),
+        "external_id": item.external_id,
+        "content_type": item.content_type,
+        "classification": item.classification,
+        "verifications": item.verifications,
+        "labels": item.labels,
+        "status": item.status,
+        "rev": rev,
+        "updated_at": now,
+    }

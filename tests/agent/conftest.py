@@ -1,0 +1,128 @@
+"""Agent test fixtures: a store on SQLite (and PostgreSQL where the contract suite asks for it), and a
+small in-memory hub speaking the feed/snapshot contract over `httpx.MockTransport` for sync unit tests.
+End-to-end tests use a real `hashhub hub serve` process instead (test_e2e.py)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+
+from hashhub.agent.db import open_engine
+from hashhub.agent.hubclient import HubClient
+from hashhub.agent.store import Store
+
+HUB_URL = "http://hub.test"
+KEY = "member-key"
+
+
+@pytest.fixture
+def store(tmp_path) -> Iterator[Store]:
+    engine = open_engine(str(tmp_path / "agent.db"))
+    yield Store(engine)
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def any_store(request, tmp_path) -> Iterator[Store]:
+    """The same store contract on SQLite and on a real PostgreSQL server."""
+    url = str(tmp_path / "agent.db") if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    engine = open_engine(url)
+    yield Store(engine)
+    engine.dispose()
+
+
+def pdq_hex(seed: int) -> str:
+    """A deterministic, well-spread PDQ-shaped value (64 hex) for seed."""
+    import hashlib
+
+    return hashlib.sha256(f"pdq-{seed}".encode()).hexdigest()
+
+
+def make_item(n: int, **over: Any) -> dict[str, Any]:
+    item = {
+        "id": f"item-{n}",
+        "list": "verified",
+        "contributor": "hotline-a",
+        "external_id": f"ext-{n}",
+        "content_type": "image",
+        "classification": {"scheme": "industry", "value": "A1"},
+        "verification": {"reviewers": 2},
+        "labels": {},
+        "fingerprints": {"pdq": pdq_hex(n), "md5": f"{n:032x}"},
+        "status": "active",
+    }
+    item.update(over)
+    return item
+
+
+@dataclass
+class FakeHub:
+    """A hub's change log in memory, served over MockTransport with the contract's shapes."""
+
+    key: str = KEY
+    log: list[dict[str, Any]] = field(default_factory=list)
+    requests: list[httpx.Request] = field(default_factory=list)
+    feedback: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    hits: list[dict[str, Any]] = field(default_factory=list)
+    #: set to make the next request(s) fail: a callable(request) -> Response | None
+    fault: Callable[[httpx.Request], httpx.Response | None] | None = None
+
+    @property
+    def cursor(self) -> int:
+        return len(self.log)
+
+    def upsert(self, item: dict[str, Any]) -> None:
+        self.log.append({"cursor": self.cursor + 1, "op": "upsert", "item": item})
+
+    def delete(self, item_id: str) -> None:
+        self.log.append({"cursor": self.cursor + 1, "op": "delete", "id": item_id})
+
+    def current(self) -> dict[str, dict[str, Any]]:
+        items: dict[str, dict[str, Any]] = {}
+        for change in self.log:
+            if change["op"] == "upsert":
+                items[change["item"]["id"]] = change["item"]
+            else:
+                items.pop(change["id"], None)
+        return items
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        if self.fault is not None:
+            response = self.fault(request)
+            if response is not None:
+                return response
+        if request.headers.get("authorization") != f"Bearer {self.key}":
+            return httpx.Response(401, json={"detail": "unknown key"})
+        path = request.url.path
+        if path == "/api/v1/snapshot":
+            lines = [json.dumps({"cursor": self.cursor})] + [json.dumps(i) for i in self.current().values()]
+            body = ("\n".join(lines) + "\n").encode()
+            return httpx.Response(200, content=gzip.compress(body), headers={"content-encoding": "gzip"})
+        if path == "/api/v1/feed":
+            after = int(request.url.params.get("after", 0))
+            limit = int(request.url.params.get("limit", 1000))
+            changes = [c for c in self.log if c["cursor"] > after][:limit]
+            nxt = changes[-1]["cursor"] if changes else after
+            return httpx.Response(200, json={"changes": changes, "next": nxt, "has_more": nxt < self.cursor})
+        if path == "/api/v1/hits" and request.method == "POST":
+            self.hits.extend(json.loads(request.content)["hits"])
+            return httpx.Response(200, json={"accepted": len(json.loads(request.content)["hits"])})
+        if path.startswith("/api/v1/items/") and path.endswith("/feedback"):
+            self.feedback.append((path.split("/")[4], json.loads(request.content)))
+            return httpx.Response(200, json={"ok": True})
+        return httpx.Response(404, json={"detail": "not found"})
+
+    def client(self, url: str = HUB_URL, key: str | None = None) -> HubClient:
+        return HubClient(url, key or self.key, transport=httpx.MockTransport(self.handler))
+
+
+@pytest.fixture
+def fake_hub() -> FakeHub:
+    return FakeHub()
