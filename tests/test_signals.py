@@ -127,3 +127,10 @@ def test_garbage_raises_signal_error_only(name: str, garbage: object) -> None:
 @given(st.text(alphabet=string.hexdigits, min_size=32, max_size=32))
 def test_md5_accepts_any_hex_case(value: str) -> None:
     assert signals.get("md5").parse(value) == value.lower()
+
+
+@pytest.mark.parametrize("name", NAMED)
+def test_presented_values_parse_back(name: str) -> None:
+    signal = signals.get(name)
+    for example in signal.examples:
+        assert signal.parse(signal.present(example)) == example

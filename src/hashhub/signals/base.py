@@ -60,6 +60,15 @@ class SignalType(abc.ABC):
         """Return the canonical text form of `value`, or raise `SignalError`."""
 
     @classmethod
+    def present(cls, canonical: str) -> object:
+        """The JSON value shown in items, the feed and the snapshot for a stored canonical value.
+
+        Most types show their canonical text; structured types (vPDQ's frame list) override this.
+        `parse(present(v)) == v` always holds.
+        """
+        return canonical
+
+    @classmethod
     def distance(cls, a: str, b: str) -> float:
         """Distance between two canonical values (0 = identical). Exact types: 0 or 1."""
         return 0 if a == b else 1
