@@ -1,0 +1,96 @@
+"""Engines, transactions and schema upgrades, for any store in hashhub (hub or agent).
+
+    engine = db.create_engine("sqlite:///hub.db")     # or postgresql+psycopg://...
+    db.upgrade(engine, "hashhub:migrations")           # Alembic, programmatically
+    with db.write(engine) as conn: ...                 # a transaction that will write
+
+SQLite gets WAL, synchronous=NORMAL, foreign keys and a busy timeout, and real transactions: the
+sqlite3 module's default starts a transaction only before the first write, so two SELECTs would see
+different states; here every transaction begins explicitly, and write transactions with
+`BEGIN IMMEDIATE`, so they queue for the write lock instead of failing half-way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.engine import Connection, Engine
+
+SQLITE_BUSY_TIMEOUT_MS = 60_000
+_BEGIN = "hashhub_begin"
+
+
+def is_sqlite(engine: Engine | Connection) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def create_engine(url: str, **kwargs: object) -> Engine:
+    """An engine for `url` (a SQLAlchemy URL or a bare file path for SQLite)."""
+    if "://" not in url:
+        url = f"sqlite:///{url}"
+    engine = sa.create_engine(url, **kwargs)
+    if is_sqlite(engine):
+        _configure_sqlite(engine)
+    return engine
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves (see module docstring)
+        cursor = dbapi_connection.cursor()
+        for pragma in (
+            "journal_mode=WAL",
+            "synchronous=NORMAL",
+            "foreign_keys=ON",
+            f"busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
+            "cache_size=-65536",
+            "temp_store=MEMORY",
+        ):
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        mode = conn.get_execution_options().get(_BEGIN, "DEFERRED")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+@contextmanager
+def write(engine: Engine) -> Iterator[Connection]:
+    """A transaction that will write: committed on success, rolled back on any error."""
+    with engine.connect() as conn:
+        if is_sqlite(engine):
+            conn = conn.execution_options(**{_BEGIN: "IMMEDIATE"})
+        with conn.begin():
+            yield conn
+
+
+@contextmanager
+def read(engine: Engine, *, snapshot: bool = False) -> Iterator[Connection]:
+    """A read transaction; `snapshot=True` makes every statement see the same committed state."""
+    with engine.connect() as conn:
+        if snapshot and not is_sqlite(engine):
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        with conn.begin():
+            yield conn
+
+
+def alembic_config(engine: Engine, migrations: str) -> Config:
+    """Alembic configuration for a migrations package given as `package:folder`."""
+    package, _, folder = migrations.partition(":")
+    location = resources.files(package).joinpath(folder) if folder else resources.files(package)
+    config = Config()
+    config.set_main_option("script_location", str(location))
+    config.attributes["engine"] = engine
+    return config
+
+
+def upgrade(engine: Engine, migrations: str, revision: str = "head") -> None:
+    """Bring the schema up to date (idempotent; safe to call on every start)."""
+    command.upgrade(alembic_config(engine, migrations), revision)

@@ -1,0 +1,34 @@
+"""Dependencies shared by the routers: the open hub, the calling organisation, JSON responses."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import orjson
+from fastapi import Depends, Path, Request, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from hashhub.hub.auth import Principal
+from hashhub.hub.core import Hub
+
+_bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer hh_...`")
+
+
+def get_hub(request: Request) -> Hub:
+    return request.app.state.hub
+
+
+def get_principal(
+    hub: Annotated[Hub, Depends(get_hub)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    return hub.keys.verify(credentials.credentials if credentials else None)
+
+
+HubDep = Annotated[Hub, Depends(get_hub)]
+Caller = Annotated[Principal, Depends(get_principal)]
+ItemId = Annotated[int, Path(ge=1, le=2**62, description="an item id as the hub gave it")]
+
+
+def json_response(data: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(data), status_code=status, media_type="application/json")

@@ -1,0 +1,57 @@
+"""`create_app(settings)`: the hub's FastAPI application (no globals; tests and the CLI build their own)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import OperationalError
+
+from hashhub.hub.api import admin, health, items, match, sync
+from hashhub.hub.api.deps import json_response
+from hashhub.hub.core import Hub
+from hashhub.hub.errors import HubError
+from hashhub.hub.settings import HubSettings
+
+
+def create_app(settings: HubSettings | None = None, hub: Hub | None = None) -> FastAPI:
+    """An app over `hub` (or a hub opened from `settings`; its schema is upgraded on open)."""
+    owned = hub is None
+    hub = hub or Hub(settings or HubSettings())
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owned:
+            hub.close()
+
+    app = FastAPI(title="hashhub hub", version="1", lifespan=lifespan)
+    app.state.hub = hub
+    for module in (health, items, sync, match, admin):
+        app.include_router(module.router)
+    _error_handlers(app)
+    return app
+
+
+def _error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(HubError)
+    async def hub_error(_request: Request, exc: HubError) -> Response:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        response = json_response(exc.body(), exc.status)
+        if headers:
+            response.headers.update(headers)
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, exc: RequestValidationError) -> Response:
+        errors = exc.errors()
+        first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        detail = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in errors[:50]]
+        return json_response({"error": f"{where}: {first.get('msg')}", "detail": detail}, 422)
+
+    @app.exception_handler(OperationalError)
+    async def busy(_request: Request, _exc: OperationalError) -> Response:
+        return json_response({"error": "The database is busy or unavailable; retry shortly."}, 503)

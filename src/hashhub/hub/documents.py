@@ -1,0 +1,29 @@
+"""The item document: what the feed, snapshot and item routes show for one item (JSON bytes)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+#: fields the hub sets; everything else in a document comes from the contributor's submission.
+SERVER_FIELDS = ("status", "created_at", "updated_at")
+
+
+def iso(ts: float | None) -> str | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
+def render(fields: dict[str, Any], *, status: str, created_at: float, updated_at: float) -> bytes:
+    """`fields` holds the contributor-given part (see `ingest.Row.fields`); ids are public strings."""
+    return orjson.dumps(
+        {**fields, "status": status, "created_at": iso(created_at), "updated_at": iso(updated_at)}
+    )
+
+
+def with_status(doc: bytes, status: str, updated_at: float) -> bytes:
+    body = orjson.loads(doc)
+    body["status"] = status
+    body["updated_at"] = iso(updated_at)
+    return orjson.dumps(body)

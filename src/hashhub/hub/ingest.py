@@ -1,0 +1,335 @@
+"""Batch submit: validate rows, dedup, write items + fingerprints + changes in one transaction.
+
+Idempotent: a row whose (contributor, external id) exists updates that item only if something
+changed; a row with exactly the fingerprints of a live item of the same contributor is that item.
+Atomic: any invalid row rejects the whole batch unless `partial` is set, in which case the valid rows
+are written and exactly the invalid ones are listed. Dedup and clustering use the in-memory pool, so
+the only SQL per batch is the external-id lookup and the bulk writes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from pydantic import ValidationError
+from sqlalchemy.engine import Connection
+
+from hashhub import db, grading, signals
+from hashhub.hub import audit, auth, documents, heads, orgs
+from hashhub.hub.core import Hub
+from hashhub.hub.errors import Forbidden, Invalid
+from hashhub.hub.models import changes, fingerprints, items
+from hashhub.hub.pool import ItemRecord, Pool
+from hashhub.hub.schemas import ItemIn
+
+_LOOKUP_CHUNK = 2000
+
+
+@dataclass(slots=True)
+class Row:
+    """A validated row: canonical fingerprints and classification, ready to store."""
+
+    index: int
+    external_id: str | None
+    content_type: str
+    scheme: str
+    classification: str
+    reviewers: int
+    verified_by: list[str]
+    verified_at: str | None
+    labels: dict[str, Any]
+    fingerprints: dict[str, str]
+    quality: dict[str, int]
+    fp_key: int
+
+    def fields(self, item_id: int, list_name: str, contributor: str) -> dict[str, Any]:
+        out = {
+            "id": str(item_id),
+            "list": list_name,
+            "contributor": contributor,
+            "external_id": self.external_id,
+            "content_type": self.content_type,
+            "classification": {"scheme": self.scheme, "value": self.classification},
+            "verification": {
+                "reviewers": self.reviewers,
+                "verified_by": self.verified_by,
+                "verified_at": self.verified_at,
+            },
+            "labels": self.labels,
+            "fingerprints": self.fingerprints,
+        }
+        if self.quality:
+            out["quality"] = self.quality
+        return out
+
+
+def fingerprint_key(fps: dict[str, str]) -> int:
+    """A 63-bit digest of the canonical fingerprint set (equal sets, equal keys)."""
+    digest = hashlib.blake2b(orjson.dumps(sorted(fps.items())), digest_size=8).digest()
+    return int.from_bytes(digest, "big") >> 1
+
+
+def _error(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "item"
+    return f"{where}: {first['msg']}"
+
+
+def parse_row(index: int, raw: object, schemes: dict[str, grading.Scheme]) -> Row:
+    """A `Row`, or ValueError with a message naming the field that is wrong."""
+    try:
+        item = ItemIn.model_validate(raw)
+    except ValidationError as exc:
+        raise ValueError(_error(exc)) from None
+    fps: dict[str, str] = {}
+    for name, value in item.fingerprints.items():
+        canonical_name, canonical = signals.parse(name, value)  # SignalError is a ValueError
+        if canonical_name in fps:
+            raise ValueError(f"fingerprints: {canonical_name} is given twice")
+        fps[canonical_name] = canonical if isinstance(canonical, str) else orjson.dumps(canonical).decode()
+    quality = {}
+    for name, value in item.quality.items():
+        if name not in fps:
+            raise ValueError(f"quality: {name!r} has no fingerprint in this item")
+        if not 0 <= value <= 100:
+            raise ValueError(f"quality: {name} must be between 0 and 100, got {value}")
+        quality[name] = value
+    try:
+        scheme, value = grading.validate(schemes, item.classification.scheme, item.classification.value)
+    except grading.GradingError as exc:
+        raise ValueError(f"classification: {exc}") from None
+    verification = item.verification
+    return Row(
+        index=index,
+        external_id=item.external_id,
+        content_type=item.content_type,
+        scheme=scheme,
+        classification=value,
+        reviewers=verification.reviewers,
+        verified_by=verification.verified_by,
+        verified_at=documents.iso(verification.verified_at.timestamp()) if verification.verified_at else None,
+        labels=item.labels,
+        fingerprints=dict(sorted(fps.items())),
+        quality=quality,
+        fp_key=fingerprint_key(fps),
+    )
+
+
+def parse_rows(
+    rows: Iterable[object], schemes: dict[str, grading.Scheme], start: int = 0
+) -> tuple[list[Row], list[dict[str, Any]]]:
+    good, rejected = [], []
+    for i, raw in enumerate(rows, start):
+        try:
+            good.append(parse_row(i, raw, schemes))
+        except ValueError as exc:
+            rejected.append({"index": i, "error": str(exc)})
+    return good, rejected
+
+
+def submit(
+    hub: Hub,
+    principal: auth.Principal,
+    list_name: str,
+    rows: Sequence[object],
+    *,
+    partial: bool = False,
+    actor: str | None = None,
+) -> dict[str, Any]:
+    """Validate and write one batch; see the module docstring for the rules."""
+    principal.require("contributor")
+    if not isinstance(rows, list | tuple):
+        raise Invalid("'items' must be a list of item objects.")
+    if len(rows) > hub.settings.max_batch:
+        raise Invalid(f"A batch holds at most {hub.settings.max_batch} items; this one has {len(rows)}.")
+    with db.read(hub.engine) as conn:
+        writable = auth.granted_lists(conn, principal.org_id, write=True)
+        list_id = orgs.list_id(conn, list_name) if isinstance(list_name, str) else None
+        schemes = orgs.load_schemes(conn)
+    if list_id is None or list_id not in writable:
+        raise Forbidden(f"Organisation {principal.org!r} may not write to list {list_name!r}.")
+    good, rejected = parse_rows(rows, schemes)
+    if rejected and not partial:
+        raise Invalid(
+            f"{len(rejected)} of {len(rows)} items were rejected, so none were written "
+            "(fix them, or send ?partial=true to write the valid ones).",
+            rejected=rejected,
+        )
+    written = write_rows(hub, principal, list_id, list_name, good, actor=actor or principal.org)
+    return {
+        "accepted": len(good),
+        "items": [{"index": r.index, "id": str(i)} for r, i in zip(good, written["ids"], strict=True)],
+        "rejected": rejected,
+        "created": written["created"],
+        "updated": written["updated"],
+        "unchanged": len(good) - written["created"] - written["updated"],
+        "cursor": written["cursor"],
+    }
+
+
+def _existing(conn: Connection, contributor_id: int, external_ids: list[str]) -> dict[str, Any]:
+    found = {}
+    for i in range(0, len(external_ids), _LOOKUP_CHUNK):
+        chunk = external_ids[i : i + _LOOKUP_CHUNK]
+        q = sa.select(items.c.id, items.c.external_id, items.c.status, items.c.created_at, items.c.doc).where(
+            items.c.contributor_id == contributor_id, items.c.external_id.in_(chunk)
+        )
+        found.update({r.external_id: r for r in conn.execute(q)})
+    return found
+
+
+def write_rows(
+    hub: Hub, principal: auth.Principal, list_id: int, list_name: str, rows: list[Row], actor: str
+) -> dict[str, Any]:
+    """Write validated rows in one transaction that holds the feed cursor; returns ids per row."""
+    pool, me = hub.pool, principal.org_id
+    now = time.time()
+    with pool.lock:
+        with db.write(hub.engine) as conn:
+            head, _ = heads.lock(conn, heads.CHANGES)
+            pool.catch_up(conn)
+            existing = _existing(conn, me, sorted({r.external_id for r in rows if r.external_id}))
+            next_id = (conn.execute(sa.select(sa.func.max(items.c.id))).scalar() or 0) + 1
+            plan = _plan(pool, me, rows, existing, next_id)
+            new_rows, updates, ids = plan
+            item_rows, fp_rows, change_rows, records = [], [], [], []
+            cursor = head
+            for item_id, row, old in [*((i, r, None) for i, r in new_rows), *updates]:
+                status = "active" if old is None or old.status == "withdrawn" else old.status
+                created = now if old is None else old.created_at
+                fields = row.fields(item_id, list_name, principal.org)
+                doc = documents.render(fields, status=status, created_at=created, updated_at=now)
+                if old is not None and old.status != "withdrawn" and _same_fields(old.doc, fields):
+                    continue  # same content resubmitted: nothing changes, no feed entry
+                cursor += 1
+                item_rows.append(
+                    {
+                        "id": item_id,
+                        "list_id": list_id,
+                        "contributor_id": me,
+                        "external_id": row.external_id,
+                        "content_type": row.content_type,
+                        "scheme": row.scheme,
+                        "classification": row.classification,
+                        "reviewers": row.reviewers,
+                        "status": status,
+                        "fp_key": row.fp_key,
+                        "created_at": created,
+                        "updated_at": now,
+                        "doc": doc,
+                    }
+                )
+                fp_rows.extend(
+                    {"item_id": item_id, "signal": s, "value": v, "quality": row.quality.get(s)}
+                    for s, v in row.fingerprints.items()
+                )
+                kind = "new" if old is None else "updated"
+                change_rows.append(
+                    {"cursor": cursor, "item_id": item_id, "op": "upsert", "kind": kind, "at": now}
+                )
+                records.append(
+                    ItemRecord(
+                        item_id,
+                        list_id,
+                        me,
+                        status,
+                        row.scheme,
+                        row.classification,
+                        row.reviewers,
+                        row.fp_key,
+                        row.fingerprints,
+                    )
+                )
+            n_updated = sum(1 for c in change_rows if c["kind"] == "updated")
+            _store(conn, item_rows, fp_rows, change_rows, n_updated)
+            if cursor != head:
+                heads.store(conn, heads.CHANGES, cursor)
+            audit.record(
+                conn,
+                actor,
+                "items.submit",
+                list_name,
+                {"rows": len(rows), "changes": len(change_rows), "from": head + 1, "to": cursor},
+            )
+        # Committed: bring our own pool up to date without reading back what we just wrote.
+        pool.apply(records)
+        pool.cursor = max(pool.cursor, cursor)
+    return {"ids": ids, "created": len(change_rows) - n_updated, "updated": n_updated, "cursor": cursor}
+
+
+def _same_fields(doc: bytes, fields: dict[str, Any]) -> bool:
+    stored = orjson.loads(doc)
+    for key in documents.SERVER_FIELDS:
+        stored.pop(key, None)
+    return stored == orjson.loads(orjson.dumps(fields))
+
+
+def _plan(
+    pool: Pool, me: int, rows: list[Row], existing: dict[str, Any], next_id: int
+) -> tuple[list[tuple[int, Row]], list[tuple[int, Row, Any]], list[int]]:
+    """Decide per row: new item, update of an existing one, or the same as one already there."""
+    new_rows: list[tuple[int, Row]] = []
+    updates: dict[int, tuple[int, Row, Any]] = {}
+    ids: list[int] = []
+    by_external: dict[str, int] = {}
+    by_fp: dict[int, int] = {}
+    for row in rows:
+        ext = row.external_id
+        if ext is not None and ext in by_external:  # repeated in this batch: the later row wins
+            item_id = by_external[ext]
+            if item_id in updates:
+                updates[item_id] = (item_id, row, updates[item_id][2])
+            else:
+                new_rows = [(i, row if i == item_id else r) for i, r in new_rows]
+        elif ext is not None and ext in existing:
+            old = existing[ext]
+            item_id = int(old.id)
+            updates[item_id] = (item_id, row, old)
+        else:
+            same = by_fp.get(row.fp_key)
+            if same is None:
+                same = pool.same_items(me, row.fp_key, row.fingerprints)
+            if same is not None:
+                item_id = same
+            else:
+                item_id = next_id
+                next_id += 1
+                new_rows.append((item_id, row))
+                by_fp[row.fp_key] = item_id
+        if ext is not None:
+            by_external.setdefault(ext, item_id)
+        ids.append(item_id)
+    return new_rows, list(updates.values()), ids
+
+
+def _store(
+    conn: Connection,
+    item_rows: list[dict[str, Any]],
+    fp_rows: list[dict[str, Any]],
+    change_rows: list[dict[str, Any]],
+    n_updated: int,
+) -> None:
+    if n_updated:
+        updated_ids = [c["item_id"] for c in change_rows if c["kind"] == "updated"]
+        for i in range(0, len(updated_ids), _LOOKUP_CHUNK):
+            chunk = updated_ids[i : i + _LOOKUP_CHUNK]
+            conn.execute(sa.delete(fingerprints).where(fingerprints.c.item_id.in_(chunk)))
+        kept = set(updated_ids)
+        updated_rows = [r for r in item_rows if r["id"] in kept]
+        conn.execute(
+            sa.update(items).where(items.c.id == sa.bindparam("b_id")),
+            [{**{k: v for k, v in r.items() if k != "id"}, "b_id": r["id"]} for r in updated_rows],
+        )
+        item_rows = [r for r in item_rows if r["id"] not in kept]
+    if item_rows:
+        conn.execute(sa.insert(items), item_rows)
+    if fp_rows:
+        conn.execute(sa.insert(fingerprints), fp_rows)
+    if change_rows:
+        conn.execute(sa.insert(changes), change_rows)

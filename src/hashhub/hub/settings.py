@@ -1,0 +1,23 @@
+"""Hub settings: one object, from HASHHUB_* environment variables or built explicitly by tests/CLI."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class HubSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HASHHUB_", extra="ignore")
+
+    db: str = Field("sqlite:///hashhub.db", description="SQLAlchemy URL or SQLite file path")
+    #: negative feedback from this many distinct members marks an item disputed.
+    dispute_threshold: int = Field(2, ge=1)
+    #: PDQ items within this distance of each other belong to one cluster.
+    cluster_pdq_radius: int = Field(10, ge=0, le=64)
+    match_pdq_radius: int = Field(31, ge=0, le=128)
+    max_batch: int = Field(10_000, ge=1)
+    max_match: int = Field(10_000, ge=1)
+    feed_max_limit: int = Field(10_000, ge=1)
+    max_upload_bytes: int = Field(50 * 1024 * 1024, ge=1024)
+    #: a verified key is trusted from memory this long (revocation takes effect within it).
+    key_cache_seconds: float = Field(10.0, ge=0)

@@ -1,0 +1,1 @@
+"""The hub's Alembic migrations (applied by `hashhub.db.upgrade(engine, MIGRATIONS)`)."""
