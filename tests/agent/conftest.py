@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,12 @@ import pytest
 from hashhub.agent.db import open_engine
 from hashhub.agent.hubclient import HubClient
 from hashhub.agent.store import Store
+
+with warnings.catch_warnings():
+    # Starlette now asks for `httpx2` under its TestClient; it still works with httpx, which the
+    # project uses. Silence that one import-time notice here rather than add a second HTTP client.
+    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
+    from fastapi.testclient import TestClient as TestClient
 
 HUB_URL = "http://hub.test"
 KEY = "member-key"
@@ -126,3 +133,30 @@ class FakeHub:
 @pytest.fixture
 def fake_hub() -> FakeHub:
     return FakeHub()
+
+
+def corpus_rows(corpus, count: int, offset: int = 0) -> list[dict[str, str]]:
+    """Reference rows (file, md5, sha1, sha256, pdq, pdq_quality) of corpus photos, in file order."""
+    import csv
+
+    with open(corpus / "photos.reference.csv", newline="") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["pdq"] and int(r["pdq_quality"]) >= 80]
+    return rows[offset : offset + count]
+
+
+def item_from_row(row: dict[str, str], n: int, **over: Any) -> dict[str, Any]:
+    """A hub item that lists one corpus photo (a benign stand-in) by its md5 and pdq."""
+    return make_item(n, external_id=row["file"], fingerprints={"md5": row["md5"], "pdq": row["pdq"]}, **over)
+
+
+@pytest.fixture
+def runtime(tmp_path, fake_hub):
+    """An AgentRuntime on a temporary SQLite store that follows `fake_hub` (over MockTransport)."""
+    from hashhub.agent.runtime import AgentRuntime
+    from hashhub.agent.settings import make_settings
+
+    settings = make_settings(db=str(tmp_path / "agent.db"), agent_key="test-agent-key", sync_interval=0)
+    rt = AgentRuntime(settings, make_client=lambda h: fake_hub.client(h.url))
+    rt.store.follow(HUB_URL, KEY)
+    yield rt
+    rt.close()

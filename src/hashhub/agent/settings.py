@@ -1,0 +1,35 @@
+"""The agent's settings, one object built by a factory (never at import time).
+
+Values come from keyword arguments (the CLI's options), else environment variables, else defaults:
+`HASHHUB_DB`, `HASHHUB_POLICY`, `HASHHUB_AGENT_KEY` (the key clients of the agent's own API present),
+`HASHHUB_SYNC_INTERVAL`, `HASHHUB_MAX_UPLOAD_BYTES`.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from hashhub.agent.db import DEFAULT_DB
+
+
+class AgentSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HASHHUB_", extra="ignore")
+
+    db: str = DEFAULT_DB
+    policy: Path | None = None
+    agent_key: str = Field(default="", min_length=0)
+    #: seconds between background syncs in `agent serve` (0 turns background sync off).
+    sync_interval: float = Field(default=60.0, ge=0)
+    max_upload_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
+
+
+def make_settings(**overrides: object) -> AgentSettings:
+    """Settings from the environment with the given (non-None) overrides; a key is made if none."""
+    settings = AgentSettings(**{k: v for k, v in overrides.items() if v is not None})
+    if not settings.agent_key:
+        settings.agent_key = "agent_" + secrets.token_urlsafe(24)
+    return settings
