@@ -76,7 +76,7 @@ class FakeHub:
     log: list[dict[str, Any]] = field(default_factory=list)
     requests: list[httpx.Request] = field(default_factory=list)
     feedback: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    hits: list[dict[str, Any]] = field(default_factory=list)
+    hits: list[tuple[str, int]] = field(default_factory=list)
     #: set to make the next request(s) fail: a callable(request) -> Response | None
     fault: Callable[[httpx.Request], httpx.Response | None] | None = None
 
@@ -118,9 +118,9 @@ class FakeHub:
             changes = [c for c in self.log if c["cursor"] > after][:limit]
             nxt = changes[-1]["cursor"] if changes else after
             return httpx.Response(200, json={"changes": changes, "next": nxt, "has_more": nxt < self.cursor})
-        if path == "/api/v1/hits" and request.method == "POST":
-            self.hits.extend(json.loads(request.content)["hits"])
-            return httpx.Response(200, json={"accepted": len(json.loads(request.content)["hits"])})
+        if path.startswith("/api/v1/items/") and path.endswith("/hits"):
+            self.hits.append((path.split("/")[4], json.loads(request.content)["count"]))
+            return httpx.Response(200, json={"item": path.split("/")[4], "recorded": 1})
         if path.startswith("/api/v1/items/") and path.endswith("/feedback"):
             self.feedback.append((path.split("/")[4], json.loads(request.content)))
             return httpx.Response(200, json={"ok": True})

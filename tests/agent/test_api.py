@@ -130,7 +130,9 @@ def test_review_reject_sends_negative_feedback_and_hits(client: TestClient, list
     queue = client.get("/api/v1/reviews", headers=AUTH).json()["reviews"]
     assert [r["id"] for r in queue] == [body["review"]] and queue[0]["matches"][0]["item"] == "item-1"
     rejected = client.post(
-        f"/api/v1/reviews/{body['review']}/reject", headers=AUTH, json={"reason": "a different photo"}
+        f"/api/v1/reviews/{body['review']}/reject",
+        headers=AUTH,
+        json={"reason": "wrong_match", "note": "a different photo"},
     )
     assert rejected.status_code == 200 and rejected.json()["status"] == "rejected"
     again = client.post(f"/api/v1/reviews/{body['review']}/reject", headers=AUTH, json={"reason": "x"})
@@ -141,8 +143,10 @@ def test_review_reject_sends_negative_feedback_and_hits(client: TestClient, list
     assert fake_hub.feedback == []  # nothing leaves before the next sync
     sync = client.post("/api/v1/sync", headers=AUTH).json()
     assert sync["results"][0]["ok"] and sync["results"][0]["sent"] == 2
-    assert fake_hub.feedback == [("item-1", {"kind": "negative", "reason": "a different photo"})]
-    assert [h["item"] for h in fake_hub.hits] == ["item-1"] and fake_hub.hits[0]["action"] == "review"
+    assert fake_hub.feedback == [
+        ("item-1", {"verdict": "negative", "reason": "wrong_match", "note": "a different photo"})
+    ]
+    assert fake_hub.hits == [("item-1", 1)]
 
 
 def test_review_confirm_drafts_a_report(client: TestClient, listed) -> None:

@@ -21,7 +21,7 @@ import httpx
 SNAPSHOT_PATH = "/api/v1/snapshot"
 FEED_PATH = "/api/v1/feed"
 FEEDBACK_PATH = "/api/v1/items/{id}/feedback"
-HITS_PATH = "/api/v1/hits"
+HITS_PATH = "/api/v1/items/{id}/hits"
 USER_AGENT = "hashhub-agent"
 
 
@@ -38,7 +38,15 @@ class HubRefused(HubError):
 
 
 class HubProtocolError(HubError):
-    pass
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        #: the HTTP status when the hub answered with an error (None: the body was malformed).
+        self.status = status
+
+    @property
+    def permanent(self) -> bool:
+        """The hub understood and refused the request (404, 409, 422): retrying will not help."""
+        return self.status is not None and 400 <= self.status < 500 and self.status not in (408, 429)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +96,9 @@ class HubClient:
                 f"The hub at {self.url} refused the key ({response.status_code} on {where}): {detail}. "
                 "Check the key given with --key or HASHHUB_KEY, and that it has the member role."
             )
-        raise HubProtocolError(f"The hub answered {response.status_code} on {where}: {detail}")
+        raise HubProtocolError(
+            f"The hub answered {response.status_code} on {where}: {detail}", response.status_code
+        )
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
@@ -160,9 +170,13 @@ class HubClient:
             nxt = max([after, *(c for c in cursors if isinstance(c, int))])
         return FeedPage(changes=changes, next=nxt, has_more=bool(body.get("has_more")))
 
-    def feedback(self, item_id: str, payload: dict[str, Any]) -> Any:
+    def feedback(self, item_id: str, verdict: str, reason: str, note: str = "") -> Any:
+        """Affirmative or negative feedback on one item; `reason` is a short code, `note` free text."""
         path = FEEDBACK_PATH.format(id=quote(item_id, safe=""))
-        return self._json(self._request("POST", path, json=payload))
+        body = {"verdict": verdict, "reason": reason, "note": note}
+        return self._json(self._request("POST", path, json=body))
 
-    def hits(self, hits: list[dict[str, Any]]) -> Any:
-        return self._json(self._request("POST", HITS_PATH, json={"hits": hits}))
+    def hit(self, item_id: str, count: int = 1) -> Any:
+        """Tell the hub its item matched `count` files here."""
+        path = HITS_PATH.format(id=quote(item_id, safe=""))
+        return self._json(self._request("POST", path, json={"count": count}))

@@ -7,16 +7,17 @@ next sync) instead of losing them; nothing else ever leaves the agent, and never
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hashhub.agent.hubclient import HubClient, HubError
+from hashhub.agent.hubclient import HubClient, HubError, HubProtocolError
 from hashhub.agent.models import Outbox, utcnow
 from hashhub.agent.store import HubState, Store
-
-MAX_BATCH = 500
 
 
 def queue(s: Session, hub_id: int, kind: str, item_id: str, payload: dict[str, Any]) -> None:
@@ -42,41 +43,59 @@ def pending(store: Store, hub_id: int | None = None) -> list[dict[str, Any]]:
         ]
 
 
-def _mark(store: Store, ids: list[int], error: str | None) -> None:
+def _mark(store: Store, ids: list[int], error: str | None, *, done: bool) -> None:
+    """Count an attempt; `done` closes the message (delivered, or refused for good by the hub)."""
     with store.writing() as s:
         for row in s.scalars(select(Outbox).where(Outbox.id.in_(ids))):
             row.attempts += 1
             row.last_error = error
-            if error is None:
+            if done:
                 row.sent_at = utcnow()
 
 
-def flush_outbox(store: Store, hub: HubState, client: HubClient, warnings: list[str]) -> int:
-    """Send this hub's queued hits and feedback; returns how many were delivered.
+def _send(store: Store, ids: list[int], send: Callable[[], object], warnings: list[str]) -> bool:
+    """Deliver one message; False when the hub is unreachable or failing (stop, retry next sync)."""
+    try:
+        send()
+    except HubProtocolError as exc:
+        if not exc.permanent:
+            _mark(store, ids, str(exc), done=False)
+            warnings.append(str(exc))
+            return False
+        # The hub refused it for good (item withdrawn, unknown): keep the reason, stop retrying.
+        _mark(store, ids, f"refused by the hub: {exc}", done=True)
+        warnings.append(str(exc))
+        return True
+    except HubError as exc:
+        _mark(store, ids, str(exc), done=False)
+        warnings.append(str(exc))
+        return False
+    _mark(store, ids, None, done=True)
+    return True
 
-    A failure leaves the message queued and adds a warning; it does not stop the sync.
+
+def flush_outbox(store: Store, hub: HubState, client: HubClient, warnings: list[str]) -> int:
+    """Send this hub's queued hits (one call per item, with a count) and feedback, oldest first.
+
+    Returns how many messages were delivered. A hub that is down keeps the rest queued and adds a
+    warning; it does not stop the sync.
     """
     sent = 0
     messages = pending(store, hub.id)
-    hits = [m for m in messages if m["kind"] == "hit"]
-    for start in range(0, len(hits), MAX_BATCH):
-        chunk = hits[start : start + MAX_BATCH]
-        ids = [m["id"] for m in chunk]
-        try:
-            client.hits([{"item": m["item"], **m["payload"]} for m in chunk])
-        except HubError as exc:
-            _mark(store, ids, str(exc))
-            warnings.append(str(exc))
-            break
-        _mark(store, ids, None)
-        sent += len(chunk)
-    for message in (m for m in messages if m["kind"] == "feedback"):
-        try:
-            client.feedback(message["item"], message["payload"])
-        except HubError as exc:
-            _mark(store, [message["id"]], str(exc))
-            warnings.append(str(exc))
+    hits: dict[str, list[int]] = defaultdict(list)
+    for m in messages:
+        if m["kind"] == "hit":
+            hits[m["item"]].append(m["id"])
+    for item_id, ids in hits.items():
+        if not _send(store, ids, partial(client.hit, item_id, len(ids)), warnings):
+            return sent
+        sent += len(ids)
+    for m in messages:
+        if m["kind"] != "feedback":
             continue
-        _mark(store, [message["id"]], None)
+        body = m["payload"]
+        send = partial(client.feedback, m["item"], body["verdict"], body["reason"], body.get("note", ""))
+        if not _send(store, [m["id"]], send, warnings):
+            return sent
         sent += 1
     return sent

@@ -252,7 +252,11 @@ def review_confirm(
 @review_app.command("reject")
 def review_reject(
     review_id: int,
-    reason: Annotated[str, typer.Option(help="Why the match is wrong (sent to the hub as feedback).")],
+    reason: Annotated[
+        str,
+        typer.Option(help="Why the match is wrong, a short code: not_csam, wrong_grade, wrong_match, other."),
+    ],
+    note: Annotated[str, typer.Option(help="Free text sent with the feedback.")] = "",
     db: DbOption = DEFAULT_DB,
     reviewer: Annotated[str | None, typer.Option(help="Who reviewed it.")] = None,
 ) -> None:
@@ -261,7 +265,7 @@ def review_reject(
 
     with _runtime(db) as runtime:
         try:
-            _echo_json(review.reject(runtime.store, review_id, reason, reviewer=reviewer))
+            _echo_json(review.reject(runtime.store, review_id, reason, note=note, reviewer=reviewer))
         except review.ReviewError as exc:
             _fail(str(exc))
 

@@ -19,7 +19,8 @@ class Confirm(BaseModel):
 
 
 class Reject(BaseModel):
-    reason: str = Field(min_length=1, max_length=review.MAX_REASON)
+    reason: str = Field(min_length=1, max_length=review.MAX_REASON, examples=list(review.REJECT_REASONS))
+    note: str = Field(default="", max_length=review.MAX_NOTE)
     reviewer: str | None = Field(default=None, max_length=200)
 
 
@@ -40,4 +41,4 @@ def confirm(review_id: int, body: Confirm, runtime: Runtime) -> dict[str, Any]:
 
 @router.post("/{review_id}/reject")
 def reject(review_id: int, body: Reject, runtime: Runtime) -> dict[str, Any]:
-    return review.reject(runtime.store, review_id, body.reason, reviewer=body.reviewer)
+    return review.reject(runtime.store, review_id, body.reason, note=body.note, reviewer=body.reviewer)
