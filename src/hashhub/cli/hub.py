@@ -1,17 +1,242 @@
-"""`hashhub hub ...` commands."""
+"""`hashhub hub ...`: run a hub and administer it on its database directly.
+
+Every command opens the database given by `--db` or `HASHHUB_DB` and upgrades its schema first.
+User mistakes (unknown organisation, bad name, missing list) exit 2 with a one-line message; a
+database that cannot be reached exits 3.
+"""
 
 from __future__ import annotations
 
-import typer
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
-hub_app = typer.Typer(help="The hub.", no_args_is_help=True)
+import typer
+from sqlalchemy.exc import OperationalError
+
+from hashhub.hub import audit, orgs
+from hashhub.hub.errors import HubError
+from hashhub.hub.settings import HubSettings
+
+if TYPE_CHECKING:
+    from hashhub.hub.core import Hub
+
+hub_app = typer.Typer(help="Run and administer a hub.", no_args_is_help=True)
+org_app = typer.Typer(help="Organisations.", no_args_is_help=True)
+key_app = typer.Typer(help="API keys.", no_args_is_help=True)
+list_app = typer.Typer(help="Lists (sharing groups) and who may read or write them.", no_args_is_help=True)
+scheme_app = typer.Typer(help="Grading schemes.", no_args_is_help=True)
+audit_app = typer.Typer(help="The audit log.", no_args_is_help=True)
+for _sub, _name in (
+    (org_app, "org"),
+    (key_app, "key"),
+    (list_app, "list"),
+    (scheme_app, "scheme"),
+    (audit_app, "audit"),
+):
+    hub_app.add_typer(_sub, name=_name)
+
+DEFAULT_DB = "sqlite:///hashhub.db"
+Db = Annotated[str, typer.Option("--db", envvar="HASHHUB_DB", help="SQLAlchemy URL or SQLite file")]
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def register(app: typer.Typer) -> None:
     app.add_typer(hub_app, name="hub")
 
 
+def _print(data: object) -> None:
+    typer.echo(json.dumps(data, indent=2))
+
+
+def cli_errors(func: F) -> F:
+    """Turn domain errors into exit 2 and database failures into exit 3, with one clear line."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except HubError as exc:
+            typer.echo(f"error: {exc.message}", err=True)
+            for row in exc.extra.get("rejected", [])[:20]:
+                typer.echo(f"  row {row['index']}: {row['error']}", err=True)
+            raise typer.Exit(2) from None
+        except OperationalError as exc:
+            typer.echo(f"error: cannot use the database: {exc.orig}", err=True)
+            raise typer.Exit(3) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _hub(db: str) -> Hub:  # Hub is imported late so `hashhub --help` stays fast
+    from hashhub.hub.core import Hub
+
+    return Hub(HubSettings(db=db))
+
+
 @hub_app.command("serve")
-def serve() -> None:
-    """Run the hub server."""
-    typer.echo("hub not built yet")
+@cli_errors
+def serve(
+    db: Db = DEFAULT_DB,
+    host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+) -> None:
+    """Run the hub's HTTP API (migrations are applied on start; OpenAPI at /openapi.json)."""
+    import uvicorn
+
+    from hashhub.hub.app import create_app
+
+    uvicorn.run(create_app(HubSettings(db=db)), host=host, port=port, log_level="info")
+
+
+@org_app.command("create")
+@cli_errors
+def org_create(
+    name: str,
+    role: Annotated[list[str], typer.Option("--role", help="admin, contributor or member (repeatable)")],
+    kind: Annotated[str, typer.Option(help="free text, e.g. hotline, platform")] = "",
+    db: Db = DEFAULT_DB,
+) -> None:
+    """Create an organisation; prints JSON with its first API key (shown only this once)."""
+    _print(orgs.create_org(_hub(db).engine, name, role, kind))
+
+
+@org_app.command("list")
+@cli_errors
+def org_list(db: Db = DEFAULT_DB) -> None:
+    """Organisations and their roles."""
+    _print(orgs.list_orgs(_hub(db).engine))
+
+
+@key_app.command("create")
+@cli_errors
+def key_create(
+    org: str,
+    scope: Annotated[list[str] | None, typer.Option("--scope", help="limit the key to these roles")] = None,
+    label: Annotated[str, typer.Option(help="a note to recognise the key by")] = "",
+    db: Db = DEFAULT_DB,
+) -> None:
+    """Issue another key for an organisation (shown only this once)."""
+    _print(orgs.create_key(_hub(db).engine, org, scope, label))
+
+
+@key_app.command("revoke")
+@cli_errors
+def key_revoke(
+    key: Annotated[str, typer.Argument(help="the key id, or the whole key")], db: Db = DEFAULT_DB
+) -> None:
+    """Revoke a key (running servers stop accepting it within seconds)."""
+    _print(orgs.revoke_key(_hub(db).engine, key))
+
+
+@list_app.command("create")
+@cli_errors
+def list_create(
+    name: str,
+    read: Annotated[list[str] | None, typer.Option("--read", help="organisation that may read")] = None,
+    write: Annotated[list[str] | None, typer.Option("--write", help="organisation that may write")] = None,
+    description: str = "",
+    db: Db = DEFAULT_DB,
+) -> None:
+    """Create a list with read and write grants."""
+    _print(orgs.create_list(_hub(db).engine, name, read or [], write or [], description))
+
+
+@list_app.command("grant")
+@cli_errors
+def list_grant(
+    name: str,
+    org: str,
+    read: Annotated[bool, typer.Option("--read", help="may read the list")] = False,
+    write: Annotated[bool, typer.Option("--write", help="may write to the list")] = False,
+    db: Db = DEFAULT_DB,
+) -> None:
+    """Set an organisation's access to a list (no flags: remove its access)."""
+    _print(orgs.grant(_hub(db).engine, name, org, read, write))
+
+
+@list_app.command("show")
+@cli_errors
+def list_show(db: Db = DEFAULT_DB) -> None:
+    """Every list and its grants."""
+    _print(orgs.all_lists(_hub(db).engine))
+
+
+@scheme_app.command("add")
+@cli_errors
+def scheme_add(
+    name: str,
+    value: Annotated[list[str], typer.Option("--value", help="a grade of this scheme (repeatable)")],
+    description: str = "",
+    db: Db = DEFAULT_DB,
+) -> None:
+    """Add a grading scheme."""
+    _print(orgs.add_scheme(_hub(db).engine, name, {"description": description, "values": value}))
+
+
+@scheme_app.command("list")
+@cli_errors
+def scheme_list(db: Db = DEFAULT_DB) -> None:
+    """Grading schemes and their values."""
+    _print(orgs.list_schemes(_hub(db).engine))
+
+
+@hub_app.command("import")
+@cli_errors
+def import_(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV or NDJSON, optionally .gz")],
+    org: Annotated[str, typer.Option("--org", help="the contributing organisation")],
+    list_name: Annotated[
+        str | None, typer.Option("--list", help="target list (default: its only one)")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(min=1, max=10_000)] = 10_000,
+    strict: Annotated[bool, typer.Option(help="stop at the first batch with an invalid row")] = False,
+    db: Db = DEFAULT_DB,
+) -> None:
+    """Bulk-load items in batches with a progress bar; invalid rows are listed, valid ones written."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+
+    from hashhub.hub.importer import import_file
+
+    hub = _hub(db)
+    columns = (BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
+    with Progress(*columns, transient=True, disable=not sys.stderr.isatty()) as bar:
+        task = bar.add_task("import", total=file.stat().st_size)
+        report = import_file(
+            hub,
+            file,
+            org,
+            list_name,
+            batch_size=batch_size,
+            strict=strict,
+            progress=lambda done: bar.update(task, completed=done),
+        )
+    for row in report.rejected:
+        typer.echo(f"rejected row {row['row']}: {row['error']}", err=True)
+    _print(
+        {
+            "rows": report.rows,
+            "created": report.created,
+            "updated": report.updated,
+            "unchanged": report.unchanged,
+            "rejected": report.rejected_count,
+            "cursor": report.cursor,
+        }
+    )
+    if report.rejected_count:
+        raise typer.Exit(1)
+
+
+@audit_app.command("verify")
+@cli_errors
+def audit_verify(db: Db = DEFAULT_DB) -> None:
+    """Recompute the audit chain; exit 1 and name each broken record if it was tampered with."""
+    result = audit.verify(_hub(db).engine)
+    for problem in result.problems:
+        typer.echo(f"TAMPERED: {problem}", err=True)
+    _print({"ok": result.ok, "records": result.records})
+    if not result.ok:
+        raise typer.Exit(1)

@@ -53,7 +53,7 @@ def list_id(conn: Connection, name: str) -> int:
 def create_org(
     engine: Engine, name: str, roles: list[str] | tuple[str, ...], kind: str = "", actor: str = "cli"
 ) -> dict[str, Any]:
-    """A new organisation and its first key: `{"org": {...}, "api_key": "hh_..."}` (key shown once)."""
+    """A new organisation and its first key: `{"org": NAME, "api_key": "hh_...", ...}` (shown once)."""
     name, wanted = _org_name(name), _roles(roles)
     with db.write(engine) as conn:
         if conn.execute(sa.select(organisations.c.id).where(organisations.c.name == name)).first():
@@ -65,8 +65,7 @@ def create_org(
         ).scalar_one()
         key = auth.issue(conn, new_id, wanted, label="initial")
         audit.record(conn, actor, "org.create", name, {"roles": sorted(wanted), "key": key.key_id})
-    org = {"name": name, "kind": kind, "roles": sorted(wanted), "status": "active"}
-    return {"org": org, "api_key": key.api_key, "key_id": key.key_id}
+    return {"org": name, "roles": sorted(wanted), "kind": kind, "api_key": key.api_key, "key_id": key.key_id}
 
 
 def list_orgs(engine: Engine) -> list[dict[str, Any]]:
@@ -212,3 +211,18 @@ def add_scheme(engine: Engine, name: str, body: dict[str, Any], actor: str = "cl
 def list_schemes(engine: Engine) -> dict[str, Any]:
     with db.read(engine) as conn:
         return {name: s.to_dict() for name, s in sorted(load_schemes(conn).items())}
+
+
+def acting_as(engine: Engine, org: str) -> auth.Principal:
+    """A local operator (the CLI, on the database itself) acting with all of `org`'s roles."""
+    with db.read(engine) as conn:
+        row = conn.execute(sa.select(organisations).where(organisations.c.name == org)).one_or_none()
+    if row is None:
+        raise NotFound(f"There is no organisation named {org!r}.")
+    roles = frozenset(row.roles.split(","))
+    return auth.Principal(org_id=row.id, org=row.name, roles=roles, key_id="cli", scopes=roles)
+
+
+def writable_lists(engine: Engine, principal: auth.Principal) -> dict[int, str]:
+    with db.read(engine) as conn:
+        return auth.granted_lists(conn, principal.org_id, write=True)
