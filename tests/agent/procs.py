@@ -1,0 +1,85 @@
+"""Real processes on loopback for end-to-end tests: `hashhub ...` commands and servers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+HASHHUB = [sys.executable, "-c", "from hashhub.cli import main; main()"]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def env(**extra: str) -> dict[str, str]:
+    out = {k: v for k, v in os.environ.items() if not k.startswith("HASHHUB_")}
+    out.update(extra)
+    return out
+
+
+def hashhub(*args: str, check: bool = True, timeout: float = 300, **kw: Any) -> subprocess.CompletedProcess:
+    """Run `hashhub ARGS...` to completion, text output captured."""
+    result = subprocess.run(
+        [*HASHHUB, *args], capture_output=True, text=True, timeout=timeout, env=kw.pop("env", env()), **kw
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"hashhub {' '.join(args)} exited {result.returncode}:\n{result.stderr[-3000:]}")
+    return result
+
+
+def hashhub_json(*args: str, **kw: Any) -> Any:
+    return json.loads(hashhub(*args, **kw).stdout)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"{proc.args} exited {proc.returncode} before answering at {url}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"nothing answered at {url} within {timeout}s")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Ctrl-C first (what a person does), then kill if it lingers."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+@contextmanager
+def server(*args: str, health: str, log: Path, **kw: Any) -> Iterator[subprocess.Popen]:
+    """`hashhub ARGS...` as a background server, answering at `health`, stopped afterwards."""
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [*HASHHUB, *args], stdout=out, stderr=subprocess.STDOUT, env=kw.pop("env", env())
+        )
+        try:
+            wait_http(health, proc)
+            yield proc
+        finally:
+            stop(proc)
