@@ -71,7 +71,9 @@ def test_batch_limits_and_malformed_bodies_get_clear_422s(world: World) -> None:
     too_many = world.submit("iwf", [item(0)] * 10_001)
     assert too_many.status_code == 422 and "10000" in too_many.json()["error"]
     for body in (b"{not json", b'{"items": 5, "list": "verified"}', b'{"list": "verified"}'):
-        r = world.client("iwf").post("/api/v1/items", content=body, headers={"Content-Type": "application/json"})
+        r = world.client("iwf").post(
+            "/api/v1/items", content=body, headers={"Content-Type": "application/json"}
+        )
         assert r.status_code == 422, r.text
         assert r.json()["error"]
     not_an_object = world.submit("iwf", ["hello", 3])

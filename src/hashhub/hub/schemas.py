@@ -49,7 +49,7 @@ class SubmitIn(BaseModel):
 
 
 class MatchIn(BaseModel):
-    fingerprints: list[dict[str, Any]] = Field(description="one {signal: value, ...} per query")
+    fingerprints: list[Any] = Field(description="one {signal: value, ...} object per query")
     radius: dict[str, float] | None = Field(None, description="per-signal distance overrides")
 
 

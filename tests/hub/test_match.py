@@ -1,0 +1,81 @@
+"""Match: exact and PDQ-radius matching, clusters across contributors, access and withdrawal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.hub.conftest import World, flip_bits, item, md5_of, pdq_of
+
+
+def match(world: World, queries: list[dict[str, Any]], org: str = "plat", **extra: Any) -> list[list[dict]]:
+    r = world.client(org).post("/api/v1/match", json={"fingerprints": queries, **extra})
+    assert r.status_code == 200, r.text
+    return [res["matches"] for res in r.json()["results"]]
+
+
+def test_exact_and_pdq_within_31_match_but_32_does_not(world: World) -> None:
+    (item_id,) = world.submit_ok("iwf", [item(1, grade="B1", reviewers=2)])
+    near, far = flip_bits(pdq_of(1), 31), flip_bits(pdq_of(1), 32)
+    got = match(world, [{"md5": md5_of(1).upper()}, {"pdq": near}, {"pdq": far}, {"md5": md5_of(2)}])
+    assert [len(m) for m in got] == [1, 1, 0, 0]
+    exact, fuzzy = got[0][0], got[1][0]
+    assert exact["item"] == item_id and exact["signal"] == "md5" and exact["distance"] == 0
+    assert fuzzy["signal"] == "pdq" and fuzzy["distance"] == 31
+    assert fuzzy["classification"] == {"scheme": "industry", "value": "B1"}
+    assert fuzzy["contributors"] == ["iwf"] and fuzzy["verifications"] == 1 and fuzzy["status"] == "active"
+    assert match(world, [{"pdq": near}], radius={"pdq": 10}) == [[]]
+
+
+def test_a_cluster_reports_every_contributor_and_independent_verifications(world: World) -> None:
+    base = pdq_of(1)
+    world.submit_ok("iwf", [item("a", md5=md5_of(1), pdq=base)])
+    world.submit_ok("ncmec", [item("b", md5=md5_of(1))])  # same MD5: same cluster
+    world.submit_ok("both", [item("c", pdq=flip_bits(base, 10), reviewers=0)])  # PDQ within 10
+    world.submit_ok("both", [item("d", pdq=flip_bits(base, 25))])  # near for matching, not for clustering
+    (hits,) = match(world, [{"pdq": base}])
+    by_ext = {h["distance"]: h for h in hits}
+    assert sorted(by_ext) == [0, 10, 25]
+    assert by_ext[0]["contributors"] == ["both", "iwf", "ncmec"]
+    assert by_ext[0]["verifications"] == 2  # "both" has no reviewers on its item in this cluster
+    assert by_ext[10]["cluster"] == by_ext[0]["cluster"]
+    assert by_ext[25]["contributors"] == ["both"] and by_ext[25]["cluster"] != by_ext[0]["cluster"]
+
+
+def test_withdrawn_items_and_unreadable_lists_never_match(world: World) -> None:
+    (a,) = world.submit_ok("iwf", [item(1)])
+    world.submit_ok("ncmec", [item(2)], list_name="restricted")
+    assert len(match(world, [{"md5": md5_of(1)}])[0]) == 1
+    assert match(world, [{"md5": md5_of(2)}]) == [[]]
+    assert len(match(world, [{"md5": md5_of(2)}], org="outsider")[0]) == 1
+    world.client("iwf").post(f"/api/v1/items/{a}/withdraw", json={"reason": "mistake"})
+    assert match(world, [{"md5": md5_of(1)}]) == [[]]
+
+
+def test_bad_queries_are_rejected_with_their_index(world: World) -> None:
+    r = world.client("plat").post(
+        "/api/v1/match", json={"fingerprints": [{"md5": md5_of(1)}, {"pdq": "xyz"}, 5]}
+    )
+    assert r.status_code == 422
+    assert [x["index"] for x in r.json()["rejected"]] == [1, 2]
+    assert world.client("plat").post("/api/v1/match", json={"fingerprints": []}).status_code == 422
+    assert world.client("plat").post("/api/v1/match", json={}).status_code == 422
+    too_many = world.client("plat").post(
+        "/api/v1/match", json={"fingerprints": [{"md5": md5_of(1)}] * 10_001}
+    )
+    assert too_many.status_code == 422
+
+
+def test_a_second_hub_process_sees_items_written_by_the_first(world: World) -> None:
+    """Match answers from memory that follows the change log: another process's writes show up."""
+    from tests.hub.conftest import open_hub, serving
+
+    other = open_hub(str(world.hub.engine.url.render_as_string(hide_password=False)))
+    try:
+        with serving(other) as url:
+            second = World(other, url, world.keys)
+            assert match(second, [{"md5": md5_of(9)}]) == [[]]  # load the pool before the write
+            world.submit_ok("iwf", [item(9)])
+            assert len(match(second, [{"md5": md5_of(9)}])[0]) == 1
+            second.close()
+    finally:
+        other.close()
