@@ -7,7 +7,6 @@ from typing import Any
 
 import httpx
 import orjson
-
 from tests.hub.conftest import World, item
 
 
