@@ -79,3 +79,22 @@ def test_a_second_hub_process_sees_items_written_by_the_first(world: World) -> N
             second.close()
     finally:
         other.close()
+
+
+def test_an_uploaded_photo_is_hashed_in_memory_and_matched(world: World, corpus) -> None:
+    import csv
+
+    with (corpus / "photos.reference.csv").open() as f:
+        ref = next(csv.DictReader(f))
+    (item_id,) = world.submit_ok("iwf", [item("photo", pdq=ref["pdq"])])  # pretend this photo is listed
+    data = (corpus / "photos" / ref["file"]).read_bytes()
+    r = world.client("plat").post("/api/v1/match/media", content=data, headers={"Content-Type": "image/jpeg"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["hashes"]["md5"] == ref["md5"]
+    assert [m["item"] for m in body["matches"]] == [item_id]
+    assert body["matches"][0]["signal"] == "pdq"
+    assert world.client("iwf").post("/api/v1/match/media", content=data).status_code == 403
+    assert world.client("plat").post("/api/v1/match/media", content=b"").status_code == 422
+    junk = world.client("plat").post("/api/v1/match/media", content=b"not an image at all")
+    assert junk.status_code == 200 and junk.json()["matches"] == [] and junk.json()["error"]

@@ -86,3 +86,22 @@ def match_parsed(
                 matches.append({"signal": name, "distance": dist, **pool.describe(item_id, readable)})
             results.append({"index": q, "matches": matches})
     return results
+
+
+def match_media(hub: Hub, principal: auth.Principal, data: bytes) -> dict[str, Any]:
+    """Hash an image held in memory (never written anywhere) and match its fingerprints."""
+    from hashhub.hashing import hash_bytes
+
+    if not data:
+        raise Invalid("The request body is empty; send the image bytes as the body.")
+    hashed = hash_bytes(data)
+    with db.read(hub.engine) as conn:
+        readable = set(access.readable_lists(conn, principal))
+    (matches,) = match_parsed(hub, [hashed.hashes], readable) if hashed.hashes else [{"matches": []}]
+    audit.record_now(hub.engine, principal.org, "match.media", "", {"matched": bool(matches["matches"])})
+    return {
+        "hashes": hashed.hashes,
+        "quality": hashed.quality,
+        "error": hashed.error,
+        "matches": matches["matches"],
+    }
