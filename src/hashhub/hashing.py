@@ -8,8 +8,9 @@
 
 Which signals a name stands for comes from the registry: types with the `BytesHasher` mixin digest
 the raw bytes, types with `ImageHasher` read the decoded image, which is decoded once for all of
-them. A name that is not registered, or names a type that cannot be computed from a file (PhotoDNA,
-opaque vendor hashes), raises `SignalError` before any file is read.
+them, and types with `VideoHasher` (vPDQ) decode the bytes as a video. A name that is not
+registered, or names a type that cannot be computed from a file (PhotoDNA, opaque vendor hashes),
+raises `SignalError` before any file is read.
 
 Bad media never raises: crypto hashes are still returned and `error` says why the rest are missing.
 An image hash whose quality is below its type's minimum (PDQ: 50) is left out of `hashes` (its
@@ -27,11 +28,13 @@ from typing import BinaryIO
 
 from hashhub import signals
 from hashhub.media import MediaError, open_image
-from hashhub.signals import BytesHasher, ImageHasher, SignalError, SignalType
+from hashhub.signals import BytesHasher, Hashed, ImageHasher, SignalError, SignalType
+from hashhub.signals.video_base import VideoHasher
 
 DEFAULT_SIGNALS = ("md5", "sha1", "sha256", "pdq")
-#: Files larger than this are digested (streamed) but not decoded as images.
-MAX_DECODE_BYTES = 256 * 1024 * 1024
+#: Files larger than this are digested (streamed) but not decoded (the video decoder's own default).
+MAX_DECODE_BYTES = 512 * 1024 * 1024
+_COMPUTABLE = (BytesHasher, ImageHasher, VideoHasher)
 _CHUNK = 1024 * 1024
 
 
@@ -50,11 +53,16 @@ class FileHashes:
     def ok(self) -> bool:
         return self.error is None
 
-    def to_row(self, names: Iterable[str] = DEFAULT_SIGNALS) -> dict[str, str | int | None]:
-        """Flat columns for CSV/JSON: each signal's value, then `<name>_quality` for image signals."""
-        row: dict[str, str | int | None] = {}
+    def to_row(self, names: Iterable[str] = DEFAULT_SIGNALS, *, present: bool = False) -> dict[str, object]:
+        """Flat columns: each signal's value, then `<name>_quality` for image signals.
+
+        Missing values are None. `present=True` gives each value as JSON shows it (`present()`:
+        structured types become lists), else the canonical text CSV needs.
+        """
+        row: dict[str, object] = {}
         for signal in plan(names).signals:
-            row[signal.name] = self.hashes.get(signal.name)
+            value = self.hashes.get(signal.name)
+            row[signal.name] = signal.present(value) if present and value is not None else value
             if issubclass(signal, ImageHasher):
                 row[f"{signal.name}_quality"] = self.quality.get(signal.name)
         return row
@@ -78,6 +86,15 @@ class Plan:
     def images(self) -> tuple[type[SignalType], ...]:
         return tuple(s for s in self.signals if issubclass(s, ImageHasher))
 
+    @property
+    def videos(self) -> tuple[type[SignalType], ...]:
+        return tuple(s for s in self.signals if issubclass(s, VideoHasher))
+
+    @property
+    def decodes(self) -> bool:
+        """Whether the file's content has to be decoded (not only digested)."""
+        return bool(self.images or self.videos)
+
     def columns(self) -> list[str]:
         """Column names after `file`: e.g. md5, sha1, sha256, pdq, pdq_quality."""
         return list(FileHashes().to_row(self.names))
@@ -97,9 +114,7 @@ class Plan:
 
 def computable() -> list[str]:
     """Names of the registered signals that can be computed from a file."""
-    return sorted(
-        name for name, signal in signals.registered().items() if issubclass(signal, BytesHasher | ImageHasher)
-    )
+    return sorted(name for name, signal in signals.registered().items() if issubclass(signal, _COMPUTABLE))
 
 
 def plan(names: Iterable[str] = DEFAULT_SIGNALS) -> Plan:
@@ -116,7 +131,7 @@ def _plan(names: tuple[str, ...]) -> Plan:
     chosen: dict[str, type[SignalType]] = {}
     for name in names:
         signal = signals.get(name)
-        if not issubclass(signal, BytesHasher | ImageHasher):
+        if not issubclass(signal, _COMPUTABLE):
             raise SignalError(
                 signal.name,
                 f"cannot be computed from a file; computable signals: {', '.join(computable())}",
@@ -134,6 +149,7 @@ def hash_bytes(data: bytes, signals: Iterable[str] | Plan = DEFAULT_SIGNALS) -> 
         digest.update(data)
         result.hashes[signal.name] = digest.hexdigest()
     _hash_image(data, chosen, result)
+    _hash_video(data, chosen, result)
     return result
 
 
@@ -143,13 +159,13 @@ def hash_path(path: str | Path, signals: Iterable[str] | Plan = DEFAULT_SIGNALS)
     try:
         with Path(path).open("rb") as stream:
             size = os.fstat(stream.fileno()).st_size
-            if chosen.images and size <= MAX_DECODE_BYTES:
+            if chosen.decodes and size <= MAX_DECODE_BYTES:
                 return hash_bytes(stream.read(), chosen)
             result = FileHashes(hashes=_digest_stream(stream, chosen))
     except OSError as exc:
         return FileHashes(error=f"cannot read file: {exc.strerror or exc}")
-    if chosen.images:
-        result.error = f"file is {size:,} bytes, over the {MAX_DECODE_BYTES:,}-byte limit for images"
+    if chosen.decodes:
+        result.error = f"file is {size:,} bytes, over the {MAX_DECODE_BYTES:,}-byte limit for decoding"
     return result
 
 
@@ -168,13 +184,32 @@ def _hash_image(data: bytes, chosen: Plan, result: FileHashes) -> None:
     try:
         image = open_image(data, target_size=target, mode=mode)
     except MediaError as exc:
-        result.error = str(exc)
+        _add_error(result, exc)
         return
     with image:
         for signal in chosen.images:
-            hashed = signal.hash_image(image)
-            if hashed.quality is not None:
-                result.quality[signal.name] = hashed.quality
-            usable = getattr(signal, "usable", None)
-            if hashed.value is not None and (usable is None or usable(hashed.quality)):
-                result.hashes[signal.name] = hashed.value
+            _keep(result, signal, signal.hash_image(image))
+
+
+def _hash_video(data: bytes, chosen: Plan, result: FileHashes) -> None:
+    for signal in chosen.videos:
+        try:
+            hashed = signal.hash_video(data)
+        except MediaError as exc:
+            _add_error(result, exc)
+            continue
+        _keep(result, signal, hashed)
+
+
+def _keep(result: FileHashes, signal: type[SignalType], hashed: Hashed) -> None:
+    """Record a media hash, unless its quality is below what the type accepts."""
+    if hashed.quality is not None:
+        result.quality[signal.name] = hashed.quality
+    usable = getattr(signal, "usable", None)
+    if hashed.value is not None and (usable is None or usable(hashed.quality)):
+        result.hashes[signal.name] = hashed.value
+
+
+def _add_error(result: FileHashes, exc: MediaError) -> None:
+    # An image signal and a video signal can both fail on one file; keep both reasons.
+    result.error = str(exc) if result.error is None else f"{result.error}; {exc}"

@@ -102,9 +102,7 @@ def _hash_all(entries: list[Entry], chosen: Plan, workers: int) -> Iterator[tupl
 
 def _pool(workers: int) -> ProcessPoolExecutor:
     # forkserver: workers start from a clean process that has already imported the hashing code,
-    # not a fork of this one. One BLAS thread a worker, so N workers use N cores, not N squared.
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    # not a fork of this one (forking a process with threads running is unsafe).
     context = get_context("forkserver")
     context.set_forkserver_preload(["hashhub.hashing"])
     return ProcessPoolExecutor(max_workers=workers, mp_context=context)
@@ -138,7 +136,7 @@ def _writer(output_format: OutputFormat, chosen: Plan, out: TextIO) -> Writer:
     if output_format is OutputFormat.jsonl:
 
         def write_jsonl(path: str, result: FileHashes) -> None:
-            record: dict[str, object] = {"file": path, **result.to_row(chosen.names)}
+            record = {"file": path, **result.to_row(chosen.names, present=True)}
             if result.error is not None:
                 record["error"] = result.error
             out.write(orjson.dumps(record).decode() + "\n")

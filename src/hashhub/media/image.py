@@ -123,6 +123,8 @@ def _open(stream: io.BufferedIOBase, max_pixels: int) -> Image.ImageFile.ImageFi
             # Our own limit (below) decides; Pillow's warning would only duplicate it.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(stream, formats=SUPPORTED_FORMATS)
+    except Image.DecompressionBombError as exc:
+        raise MediaError(f"image is over the limit of {max_pixels:,} pixels: {exc}") from None
     except UnidentifiedImageError:
         raise MediaError(
             "not an image in a supported format (" + ", ".join(SUPPORTED_FORMATS) + ")"

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from functools import cache, lru_cache
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 #: ITU-R BT.601 luma weights, as the reference uses them.
 LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -63,7 +64,8 @@ def luma_from_rgb(rgb: np.ndarray) -> np.ndarray:
     """Float32 luminance (0-255) of an H x W x 3 uint8 (or float) RGB array."""
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f"expected an H x W x 3 RGB array, got shape {rgb.shape}")
-    return rgb @ LUMA_WEIGHTS
+    with _blas().limit(limits=1, user_api="blas"):
+        return np.tensordot(rgb, LUMA_WEIGHTS, axes=1).astype(np.float32, copy=False)
 
 
 def _window(length: int) -> int:
@@ -103,7 +105,7 @@ def _axis_operator(length: int) -> np.ndarray:
     upper = np.minimum(k + behind, length - 1) + 1
     lower = np.maximum(k - ahead, 0)
     operator = cumulative[:, upper] - cumulative[:, lower]
-    return operator.astype(np.float32)
+    return np.ascontiguousarray(operator, dtype=np.float32)
 
 
 @cache
@@ -142,7 +144,20 @@ def decimate(luma: np.ndarray, full_shape: tuple[int, int] | None = None) -> np.
     image = np.asarray(luma, dtype=np.float32)
     left = _folded_operator(full_rows, rows)
     right = _folded_operator(full_cols, cols)
-    return (left @ image @ right.T).astype(np.float64)
+    with _blas().limit(limits=1, user_api="blas"):
+        return (left @ image @ right.T).astype(np.float64)
+
+
+@cache
+def _blas() -> ThreadpoolController:
+    """BLAS thread control, found once per process (finding it costs ~10 ms).
+
+    These products take a few milliseconds on one core. Left to its default, OpenBLAS starts a
+    thread per core for each and spins them; with one hashing process per core (or other work on
+    the machine) that made hashing 10 to 50 times slower in measurement. Hashing is parallel across
+    files instead. Limits are restored on exit; concurrent threads can only cost speed, not results.
+    """
+    return ThreadpoolController()
 
 
 def quality(decimated: np.ndarray) -> int:
