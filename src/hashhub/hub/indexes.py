@@ -92,3 +92,10 @@ ADAPTERS = {"exact": ExactAdapter, "hamming": HammingAdapter, "vector": VectorAd
 def for_signal(name: str) -> ExactAdapter | HammingAdapter | VectorAdapter:
     signal = signals.get(name)
     return ADAPTERS[signal.index_kind](signal)
+
+
+def warm_up() -> None:
+    """Build one index of each kind now: compiled search kernels are then ready before the first
+    request, and compilation never runs on two request threads at once."""
+    for signal in ("md5", "pdq", "pdna"):
+        for_signal(signal).near([], 0)
