@@ -8,7 +8,9 @@ act on.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import orjson
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -35,12 +37,17 @@ def normalise_url(url: str) -> str:
     return text
 
 
+def _json(value: Any) -> str:
+    # orjson: the JSON columns are most of the cost of writing a large snapshot.
+    return orjson.dumps(value).decode()
+
+
 def open_engine(url: str) -> Engine:
     """An engine on `url` whose agent tables are up to date, or StoreError saying why not."""
     try:
         normalised = normalise_url(url)
         make_url(normalised)
-        engine = db.create_engine(normalised)
+        engine = db.create_engine(normalised, json_serializer=_json)
     except (ArgumentError, ValueError) as exc:
         raise StoreError(f"{url!r} is not a database URL or path: {exc}") from None
     except ImportError as exc:

@@ -1,0 +1,175 @@
+"""Agent benchmark: backlog scan throughput and scan-API latency with 1M hashes loaded.
+
+    python benchmarks/agent_scan.py [--hashes 1000000] [--files 1000] [--requests 800] [--clients 8]
+
+Builds a temporary agent store holding N items (1,000 are corpus photos a run pretends are listed,
+the rest random PDQ hashes), then measures:
+  - `hashhub agent scan`'s engine (all cores) over `--files` corpus JPEGs: files/s;
+  - `POST /api/v1/scan` on a real `hashhub agent serve` process, `--clients` concurrent clients each
+    uploading corpus JPEGs: p50/p99 latency.
+Prints one JSON line. Uses only the benign corpus (../shared/corpus/photos).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from hashhub.agent.backlog import scan_local
+from hashhub.agent.db import open_engine
+from hashhub.agent.items import HubItem
+from hashhub.agent.scanner import Scanner
+from hashhub.agent.store import Change, Store
+
+CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
+HASHHUB = [sys.executable, "-c", "from hashhub.cli import main; main()"]
+
+
+def _rows() -> list[dict[str, str]]:
+    with open(CORPUS / "photos.reference.csv", newline="") as handle:
+        return [r for r in csv.DictReader(handle) if r["pdq"]]
+
+
+def build_store(db: str, total: int, listed: list[dict[str, str]]) -> tuple[Store, float]:
+    store = Store(open_engine(db))
+    hub = store.follow("http://bench-hub.invalid", "unused")
+    random_pdq = np.random.default_rng(7).integers(0, 256, (total, 32), dtype=np.uint8)
+    started = time.perf_counter()
+    batch: list[Change] = []
+    classification = {"scheme": "industry", "value": "A1"}
+    for n in range(total):
+        if n < len(listed):
+            fps = {"pdq": listed[n]["pdq"], "md5": listed[n]["md5"]}
+        else:
+            fps = {"pdq": random_pdq[n].tobytes().hex()}
+        item = HubItem(
+            str(n + 1), "verified", "bench", ("bench",), None, "image", classification, 2, {}, "active", fps
+        )
+        batch.append(Change(item.item_id, item))
+        if len(batch) == 20_000:
+            store.apply_batch(hub.id, batch)
+            batch = []
+    if batch:
+        store.apply_batch(hub.id, batch)
+    store.apply_batch(hub.id, [], 1, bootstrapped=True)
+    return store, time.perf_counter() - started
+
+
+def scan_throughput(store: Store, files: list[Path]) -> tuple[float, float, int]:
+    scanner = Scanner(store)
+    started = time.perf_counter()
+    scanner.refresh()
+    load_s = time.perf_counter() - started
+    started = time.perf_counter()
+    matched = sum(r.matched for r in scan_local(scanner, files, source="bench"))
+    return len(files) / (time.perf_counter() - started), load_s, matched
+
+
+def api_latency(db: str, files: list[Path], requests: int, clients: int) -> dict[str, float]:
+    port = 18000 + secrets.randbelow(2000)
+    key = "bench-" + secrets.token_hex(8)
+    log = tempfile.NamedTemporaryFile(prefix="agent-bench-", suffix=".log", delete=False)  # noqa: SIM115
+    args = ["agent", "serve", "--db", db, "--port", str(port), "--api-key", key, "--sync-interval", "0"]
+    proc = subprocess.Popen([*HASHHUB, *args], stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 600
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"agent serve did not start; see {log.name}")
+            time.sleep(0.5)
+        payloads = [(f.name, f.read_bytes()) for f in files[:200]]
+        latencies: list[float] = []
+        lock = threading.Lock()
+        per_client = requests // clients
+
+        def client(offset: int) -> None:
+            with httpx.Client(headers={"Authorization": f"Bearer {key}"}, timeout=60) as http:
+                for i in range(per_client):
+                    name, data = payloads[(offset * per_client + i) % len(payloads)]
+                    started = time.perf_counter()
+                    answer = http.post(f"{url}/api/v1/scan", files={"file": (name, data, "image/jpeg")})
+                    elapsed = time.perf_counter() - started
+                    answer.raise_for_status()
+                    with lock:
+                        latencies.append(elapsed)
+
+        for warm in payloads[:20]:  # first requests pay for imports and JIT compilation
+            httpx.post(f"{url}/api/v1/scan", headers={"Authorization": f"Bearer {key}"}, files={"file": warm})
+        threads = [threading.Thread(target=client, args=(c,)) for c in range(clients)]
+        started = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        wall = time.perf_counter() - started
+        ms = np.array(latencies) * 1000
+        return {
+            "api_p50_ms": round(float(np.percentile(ms, 50)), 2),
+            "api_p99_ms": round(float(np.percentile(ms, 99)), 2),
+            "api_requests": len(latencies),
+            "api_clients": clients,
+            "api_requests_per_s": round(len(latencies) / wall, 1),
+        }
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        os.unlink(log.name)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hashes", type=int, default=1_000_000)
+    parser.add_argument("--files", type=int, default=1000)
+    parser.add_argument("--requests", type=int, default=800)
+    parser.add_argument("--clients", type=int, default=8)
+    args = parser.parse_args()
+    rows = _rows()
+    listed = rows[::2][:1000]
+    files = [CORPUS / "photos" / r["file"] for r in rows[: args.files]]
+    with tempfile.TemporaryDirectory(prefix="agent-bench-") as tmp:
+        db = f"sqlite:///{Path(tmp) / 'agent.db'}"
+        store, store_s = build_store(db, args.hashes, listed)
+        files_per_s, load_s, matched = scan_throughput(store, files)
+        store.engine.dispose()
+        api = api_latency(db, files, args.requests, args.clients)
+    print(
+        json.dumps(
+            {
+                "benchmark": "agent_scan",
+                "hashes_loaded": args.hashes,
+                "store_build_s": round(store_s, 1),
+                "index_load_s": round(load_s, 1),
+                "scan_files": len(files),
+                "scan_matched": matched,
+                "scan_files_per_s": round(files_per_s, 1),
+                "cpus": os.cpu_count(),
+                **api,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
