@@ -24,6 +24,7 @@ from hashhub.signals.pdna import PdnaSignal
 from hashhub.signals.pdq import PdqSignal
 from hashhub.signals.sha1 import Sha1Signal
 from hashhub.signals.sha256 import Sha256Signal
+from hashhub.signals.vpdq import VpdqSignal
 
 _REGISTRY: dict[str, type[SignalType]] = {}
 
@@ -37,7 +38,7 @@ def register(signal: type[SignalType]) -> type[SignalType]:
     return signal
 
 
-for _builtin in (Md5Signal, Sha1Signal, Sha256Signal, PdqSignal, PdnaSignal):
+for _builtin in (Md5Signal, Sha1Signal, Sha256Signal, PdqSignal, PdnaSignal, VpdqSignal):
     register(_builtin)
 
 
