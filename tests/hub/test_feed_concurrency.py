@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 from tests.hub.conftest import item, open_hub, populate
 
-from hashhub.hub import feed, feedback, ingest, orgs
+from hashhub.hub import feed, feedback, indexes, ingest, orgs
 from hashhub.hub.core import Hub
 from hashhub.hub.models import changes
 
@@ -50,6 +50,7 @@ def _writer(hub: Hub, org: str, seed: int, errors: list[BaseException]) -> None:
 
 @pytest.mark.slow
 def test_polling_reader_sees_every_committed_change_once_in_order(db_url: str) -> None:
+    indexes.warm_up()  # as `create_app` does: compile search kernels once, not in four threads at once
     setup = open_hub(db_url)
     populate(setup)
     writers = [open_hub(db_url) for _ in range(WRITERS)]

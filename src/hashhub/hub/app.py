@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import OperationalError
 
+from hashhub.hub import indexes
 from hashhub.hub.api import admin, health, items, match, sync
 from hashhub.hub.api.deps import json_response
 from hashhub.hub.core import Hub
@@ -20,6 +21,7 @@ def create_app(settings: HubSettings | None = None, hub: Hub | None = None) -> F
     """An app over `hub` (or a hub opened from `settings`; its schema is upgraded on open)."""
     owned = hub is None
     hub = hub or Hub(settings or HubSettings())
+    indexes.warm_up()  # before serving: request threads must not compile kernels concurrently
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy.engine import Engine
 
 from hashhub import db
-from hashhub.hub import MIGRATIONS, indexes, orgs
+from hashhub.hub import MIGRATIONS, orgs
 from hashhub.hub.auth import KeyVerifier
 from hashhub.hub.pool import Pool, fingerprints_of
 from hashhub.hub.settings import HubSettings
@@ -20,7 +20,6 @@ class Hub:
         orgs.seed_schemes(self.engine)
         self.pool = Pool(self._fingerprints, cluster_radius={"hamming": settings.cluster_pdq_radius})
         self.keys = KeyVerifier(self.engine, settings.key_cache_seconds)
-        indexes.warm_up()
 
     def _fingerprints(self, ids: list[int]) -> dict[int, dict[str, str]]:
         with db.read(self.engine) as conn:

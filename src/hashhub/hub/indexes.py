@@ -7,19 +7,27 @@ Each adapter takes canonical text values (as stored and as sent by clients), con
 from __future__ import annotations
 
 from collections.abc import Sequence
+from types import ModuleType
 
 import numpy as np
 
-from hashhub import index, signals
+from hashhub import signals
 from hashhub.signals import HexDigestSignal, PdnaSignal
 
 Hits = list[tuple[np.ndarray, np.ndarray]]
 
 
+def _index() -> ModuleType:
+    """`hashhub.index`, imported on first use: it loads numba, which admin CLI commands never need."""
+    from hashhub import index
+
+    return index
+
+
 class ExactAdapter:
     def __init__(self, signal: type[signals.SignalType]) -> None:
         self._hex = issubclass(signal, HexDigestSignal)
-        self._index = index.ExactIndex()
+        self._index = _index().ExactIndex()
 
     def _key(self, value: str) -> bytes:
         return bytes.fromhex(value) if self._hex else value.encode()
@@ -37,7 +45,7 @@ class ExactAdapter:
 
 class HammingAdapter:
     def __init__(self, signal: type[signals.SignalType]) -> None:
-        self._index = index.PdqIndex()
+        self._index = _index().PdqIndex()
 
     @staticmethod
     def _codes(values: Sequence[str]) -> np.ndarray:
@@ -60,7 +68,7 @@ class VectorAdapter:
     """PhotoDNA vectors by Euclidean distance; exact match until `hashhub.index` has a vector index."""
 
     def __init__(self, signal: type[signals.SignalType]) -> None:
-        vector_index = getattr(index, "PdnaIndex", None)
+        vector_index = getattr(_index(), "PdnaIndex", None)
         self._index = vector_index() if vector_index else None
         self._fallback = None if self._index else ExactAdapter(signal)
 
