@@ -74,6 +74,10 @@ class Matcher:
         self._exact: dict[str, ExactIndex] = {}
         self._meta: dict[int, tuple[int, ItemMeta]] = {}
         self._signals_of: dict[int, tuple[str, ...]] = {}
+        # Refreshes run one at a time (_refreshing); the short in-memory apply step and exact
+        # lookups share _lock, so a scan never sees an index half-way through a change. PDQ searches
+        # need neither: the index is safe to search while it changes.
+        self._refreshing = threading.Lock()
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -85,11 +89,13 @@ class Matcher:
 
     def refresh(self, store: Store) -> int:
         """Apply what the store changed since the last refresh; returns how many items changed."""
-        with self._lock:
+        with self._refreshing:
             rev, items = store.changes_since(self.rev)
-            if items:
-                self._apply(items, store.hub_urls())
-            self.rev = rev
+            hubs = store.hub_urls() if items else {}
+            with self._lock:
+                if items:
+                    self._apply(items, hubs)
+                self.rev = rev
             return len(items)
 
     def _apply(self, items: list[StoredItem], hubs: Mapping[int, str]) -> None:
@@ -161,10 +167,10 @@ class Matcher:
                         pdq_rows.append(row)
                         pdq_values.append(value)
                     continue
-                index = self._exact.get(name)
-                if index is None:
-                    continue
-                for pk in index.search([value.encode()])[0]:
+                with self._lock:
+                    index = self._exact.get(name)
+                    pks = index.search([value.encode()])[0].tolist() if index is not None else []
+                for pk in pks:
                     self._keep(found[row], int(pk), name, 0, "exact")
         if pdq_values:
             results = self._pdq.search(pdq_codes(pdq_values), radius=self.pdq_radius)

@@ -118,8 +118,8 @@ def _bootstrap(store: Store, hub: HubState, client: HubClient, result: SyncResul
     for raw in raw_items:
         item = parse_item(raw)
         result.dropped_fingerprints += len(item.dropped)
-        seen.add(item.item_id)
-        if item.matches:
+        if item.matches:  # a withdrawn item in a snapshot is not kept (delete_missing drops it)
+            seen.add(item.item_id)
             batch.append(Change(item.item_id, item))
         if len(batch) >= SNAPSHOT_BATCH:
             result.upserts += store.apply_batch(hub.id, batch)
@@ -127,7 +127,7 @@ def _bootstrap(store: Store, hub: HubState, client: HubClient, result: SyncResul
     if batch:
         result.upserts += store.apply_batch(hub.id, batch)
     # Only a complete snapshot sets the cursor; an interrupted one is simply taken again.
-    result.deletes += store.delete_missing(hub.id, {i for i in seen}, cursor)
+    result.deletes += store.delete_missing(hub.id, seen, cursor)
     result.bootstrapped = True
     return cursor
 
