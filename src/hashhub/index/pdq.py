@@ -1,41 +1,239 @@
-"""PDQ Hamming-radius index (brute force placeholder for the multi-index version)."""
+"""PDQ index: every stored code within Hamming distance R of a query, exactly, updated in place.
+
+    ix = PdqIndex(); ix.add(ids, codes); ix.search(codes, radius=31) -> [(ids, distances), ...]
+
+Layout (see _pdq_segment and _kernels): a large id-sorted "main" segment with eight 32-bit-chunk
+bucket tables, plus a small "delta" segment of recent additions that is scanned by brute force. A
+search reads an immutable tuple of segments (`_view`), so it never waits for a writer. add() rebuilds
+only the delta (copy-on-write, so a new code is matchable as soon as add returns); remove() clears
+tombstone bytes in place. When the delta outgrows its limit, or tombstones pile up, a background
+thread merges everything into a new main in O(n) and swaps it in; removals made meanwhile are
+replayed onto the new main before the swap, so none is lost.
+"""
 
 from __future__ import annotations
 
+import os
 import threading
+from typing import Any
 
 import numpy as np
 
-_POPCOUNT8 = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
+from hashhub.index import _fileformat, _kernels
+from hashhub.index._inputs import as_ids, as_rows, last_wins
+from hashhub.index._pdq_segment import PdqSegment, Tables, merge
+from hashhub.index.errors import IndexInputError
+
+CODE_BYTES = 32
+DEFAULT_RADIUS = 31
+MAX_RADIUS = 256
+_MAGIC = b"HHIXPDQ1"
+
+Match = tuple[np.ndarray, np.ndarray]
+
+
+def _empty_segment() -> PdqSegment:
+    return PdqSegment.build(np.empty(0, np.int64), np.empty((0, CODE_BYTES), np.uint8), tables=False)
+
+
+def _check_radius(radius: Any) -> int:
+    if isinstance(radius, bool) or not isinstance(radius, int | np.integer):
+        raise IndexInputError(f"radius must be an integer, got {radius!r}.")
+    if not 0 <= radius <= MAX_RADIUS:
+        raise IndexInputError(f"radius must be between 0 and {MAX_RADIUS}, got {radius}.")
+    return int(radius)
+
+
+def group_matches(
+    nq: int, parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], distance_dtype: type = np.int32
+) -> list[Match]:
+    """Per query row: (ids, distances), nearest first and ties by id, from (query, id, distance) runs."""
+    parts = [p for p in parts if p[0].shape[0]]
+    if not parts:
+        none_ids, none_d = np.empty(0, np.int64), np.empty(0, distance_dtype)
+        return [(none_ids, none_d) for _ in range(nq)]
+    q, ids, d = (np.concatenate(x) for x in zip(*parts, strict=True)) if len(parts) > 1 else parts[0]
+    order = np.lexsort((ids, d, q))
+    q, ids, d = q[order], ids[order], d[order]
+    bounds = np.searchsorted(q, np.arange(nq + 1)).tolist()
+    return [(ids[bounds[i] : bounds[i + 1]], d[bounds[i] : bounds[i + 1]]) for i in range(nq)]
 
 
 class PdqIndex:
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._ids = np.empty(0, dtype=np.int64)
-        self._codes = np.empty((0, 32), dtype=np.uint8)
+    """Exact Hamming-radius index over 256-bit PDQ codes; searches may run while one writer updates it."""
+
+    def __init__(self, *, delta_limit: int | None = None) -> None:
+        """`delta_limit`: recent additions kept outside the tables before a background merge
+        (default: 0.1% of the index, between 4,096 and 65,536)."""
+        _kernels.warm_up()
+        self._delta_limit = delta_limit
+        self._lock = threading.Lock()  # one writer at a time; readers never take it
+        self._compacting = threading.Lock()  # one merge at a time
+        self._main = _empty_segment()
+        self._frozen: PdqSegment | None = None  # the delta being merged, still searched meanwhile
+        self._delta = _empty_segment()
+        self._removed_while_merging: list[np.ndarray] | None = None
+        self._count = 0
+        self._worker: threading.Thread | None = None
+        self._view: tuple[PdqSegment, ...] = (self._main, self._delta)
 
     def __len__(self) -> int:
-        return len(self._ids)
+        return self._count
 
-    def add(self, ids: np.ndarray, codes: np.ndarray) -> None:
-        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
-        codes = np.asarray(codes, dtype=np.uint8).reshape(-1, 32)
+    def __repr__(self) -> str:
+        return f"<PdqIndex {self._count} codes, {len(self._delta)} pending merge>"
+
+    # -- writes -------------------------------------------------------------------------------------
+
+    def add(self, ids: Any, codes: Any) -> None:
+        """Insert or replace (upsert) codes (n, 32) uint8 under int64 ids; matchable when this returns."""
+        ids_arr, rows = last_wins(as_ids(ids), as_rows(codes, CODE_BYTES, "codes"))
+        if not ids_arr.shape[0]:
+            return
         with self._lock:
-            self._ids = np.concatenate([self._ids, ids])
-            self._codes = np.concatenate([self._codes, codes])
+            old = self._delta
+            replaced = old.find(ids_arr)
+            keep = np.ones(len(old), bool)
+            keep[replaced] = False
+            keep &= old.alive != 0
+            delta_ids, delta_codes = merge(
+                old.ids[keep], old.codes.view(np.uint8).reshape(-1, CODE_BYTES)[keep], ids_arr, rows
+            )
+            self._delta = PdqSegment.build(delta_ids, delta_codes, tables=False)
+            # Publish the new codes before retiring the old ones: a concurrent search may briefly see
+            # an upserted id twice, but never misses it.
+            self._publish()
+            retired = replaced.shape[0] + self._kill_locked(ids_arr, include_delta=False)
+            self._count += ids_arr.shape[0] - retired
+            big_batch = ids_arr.shape[0] >= self._limit()
+            due = self._merge_due()
+        if big_batch:
+            self.compact()  # a bulk load: build the tables now rather than scan it meanwhile
+        elif due:
+            self._merge_in_background()
 
-    def remove(self, ids: np.ndarray) -> None:
+    def remove(self, ids: Any) -> None:
+        """Remove these ids; unknown ids are ignored. Takes effect for searches as soon as it returns."""
+        ids_arr = np.unique(as_ids(ids))
+        if not ids_arr.shape[0]:
+            return
         with self._lock:
-            keep = ~np.isin(self._ids, np.asarray(ids, dtype=np.int64))
-            self._ids, self._codes = self._ids[keep], self._codes[keep]
+            self._count -= self._kill_locked(ids_arr, include_delta=True)
+            due = self._merge_due()
+        if due:
+            self._merge_in_background()
 
-    def search(self, codes: np.ndarray, radius: int = 31) -> list[tuple[np.ndarray, np.ndarray]]:
-        codes = np.asarray(codes, dtype=np.uint8).reshape(-1, 32)
-        ids, stored = self._ids, self._codes
-        out = []
-        for q in codes:
-            d = _POPCOUNT8[np.bitwise_xor(stored, q)].sum(axis=1, dtype=np.int32)
-            hit = d <= radius
-            out.append((ids[hit], d[hit]))
-        return out
+    def _kill_locked(self, ids: np.ndarray, *, include_delta: bool) -> int:
+        segments = [self._main, self._frozen] + ([self._delta] if include_delta else [])
+        killed = sum(seg.kill(ids) for seg in segments if seg is not None)
+        if self._removed_while_merging is not None:
+            self._removed_while_merging.append(ids)
+        return killed
+
+    def _publish(self) -> None:
+        parts = (self._main, self._frozen, self._delta)
+        self._view = tuple(p for p in parts if p is not None and len(p))
+
+    def _limit(self) -> int:
+        if self._delta_limit is not None:
+            return max(1, self._delta_limit)
+        return min(65_536, max(4_096, len(self._main) // 1000))
+
+    def _merge_due(self) -> bool:
+        main = self._main
+        return len(self._delta) >= self._limit() or main.dead > max(self._limit(), len(main) // 5)
+
+    def _merge_in_background(self) -> None:
+        worker = self._worker
+        if worker is not None and worker.is_alive():
+            return  # the running merge is followed by another on the next write if still due
+        self._worker = threading.Thread(target=self.compact, name="hashhub-pdq-merge", daemon=True)
+        self._worker.start()
+
+    def compact(self) -> None:
+        """Merge recent additions into the tables and drop removed rows now (normally automatic)."""
+        with self._compacting:
+            with self._lock:
+                main, delta = self._main, self._delta
+                if not len(delta) and not main.dead:
+                    return
+                self._frozen, self._delta = delta, _empty_segment()
+                main_alive, delta_alive = main.alive.copy(), delta.alive.copy()
+                self._removed_while_merging = []
+                self._publish()
+            ids, codes = merge(*main.live_rows(main_alive), *delta.live_rows(delta_alive))
+            merged = PdqSegment.build(ids, codes)
+            with self._lock:
+                for removed in self._removed_while_merging:
+                    merged.kill(removed)
+                self._removed_while_merging = None
+                self._main, self._frozen = merged, None
+                self._publish()
+
+    def wait_merged(self) -> None:
+        """Block until a background merge in progress (if any) has been swapped in."""
+        worker = self._worker
+        if worker is not None:
+            worker.join()
+
+    # -- reads --------------------------------------------------------------------------------------
+
+    def search(self, codes: Any, radius: int = DEFAULT_RADIUS) -> list[Match]:
+        """For each query row (n, 32) uint8: (ids int64, distances int32) of every stored code within
+        `radius` bits, exactly, nearest first. Batches are split across CPU cores."""
+        rows = as_rows(codes, CODE_BYTES, "codes")
+        radius = _check_radius(radius)
+        queries = rows.view(np.uint64).reshape(-1, 4)
+        view = self._view
+        return group_matches(queries.shape[0], [seg.search(queries, radius) for seg in view])
+
+    def search_one(self, code: Any, radius: int = DEFAULT_RADIUS) -> Match:
+        """One code (32 bytes, or a (32,) uint8 array): (ids, distances) within `radius`."""
+        rows = as_rows(code, CODE_BYTES, "code")
+        if rows.shape[0] != 1:
+            raise IndexInputError(
+                f"search_one takes one code, got {rows.shape[0]}; use search() for batches."
+            )
+        return self.search(rows, radius)[0]
+
+    # -- files --------------------------------------------------------------------------------------
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Merge pending changes, then write the index (tables included) to `path`, atomically."""
+        self.compact()
+        with self._lock:
+            main, delta = self._main, self._delta
+            alive = main.alive.copy()
+        if len(delta):  # written concurrently with save: include it rather than drop it
+            ids, codes = merge(*main.live_rows(alive), *delta.live_rows())
+            main, alive = PdqSegment.build(ids, codes), np.ones(ids.shape[0], np.uint8)
+        arrays = {"ids": main.ids, "codes": main.codes.view(np.uint8).reshape(-1, CODE_BYTES), "alive": alive}
+        meta: dict[str, Any] = {"count": int(np.count_nonzero(alive)), "rows": len(main), "bucket_bits": 0}
+        if main.tables is not None:
+            t = main.tables
+            meta["bucket_bits"] = t.bits
+            arrays |= {"offsets": t.offsets, "lows": t.lows, "rows": t.rows}
+        _fileformat.write(path, _MAGIC, meta, arrays)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], *, mmap: bool = True) -> PdqIndex:
+        """Reopen a saved index; with `mmap` the big arrays are mapped copy-on-write, so several
+        processes opening one file share its pages and start-up reads only what queries touch."""
+        meta, arrays = _fileformat.read(path, _MAGIC, mmap=mmap)
+        ix = cls()
+        ids = np.asarray(arrays["ids"])
+        codes = np.asarray(arrays["codes"]).view(np.uint64).reshape(-1, 4)
+        tables = None
+        if meta["bucket_bits"]:
+            tables = Tables(
+                int(meta["bucket_bits"]),
+                np.asarray(arrays["offsets"]),
+                np.asarray(arrays["lows"]),
+                np.asarray(arrays["rows"]),
+            )
+        seg = PdqSegment(ids, codes, tables)
+        seg.alive[:] = arrays["alive"]
+        seg.dead = len(seg) - int(np.count_nonzero(seg.alive))
+        ix._main, ix._count = seg, seg.live
+        ix._publish()
+        return ix

@@ -1,0 +1,42 @@
+"""Split kernel work across threads: the numba kernels release the GIL, so plain threads run in parallel."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+T = TypeVar("T")
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def workers() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+def _executor() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=workers(), thread_name_prefix="hashhub-index")
+        return _pool
+
+
+def split(n: int, min_piece: int) -> list[tuple[int, int]]:
+    """[0, n) cut into at most workers() ranges of at least `min_piece` items each."""
+    pieces = max(1, min(workers(), n // max(1, min_piece)))
+    bounds = [n * k // pieces for k in range(pieces + 1)]
+    return [(bounds[k], bounds[k + 1]) for k in range(pieces)]
+
+
+def map_ranges(fn: Callable[[int, int], T], ranges: list[tuple[int, int]]) -> list[T]:
+    """fn(lo, hi) for every range: in this thread when there is one, else on the shared pool."""
+    if len(ranges) == 1:
+        return [fn(*ranges[0])]
+    futures = [_executor().submit(fn, lo, hi) for lo, hi in ranges[1:]]
+    first = fn(*ranges[0])  # the caller's thread works too instead of waiting idle
+    return [first, *(f.result() for f in futures)]
