@@ -25,6 +25,10 @@ class StoreError(Exception):
     """The store cannot be opened; the message says which database and why."""
 
 
+class StoreUnavailable(StoreError):
+    """The URL is fine but the database cannot be reached or upgraded (an outside failure)."""
+
+
 def normalise_url(url: str) -> str:
     """A SQLAlchemy URL; a bare file path means SQLite, and `postgresql://` uses psycopg 3."""
     text = url.strip()
@@ -56,5 +60,5 @@ def open_engine(url: str) -> Engine:
         db.upgrade(engine, MIGRATIONS)
     except Exception as exc:
         engine.dispose()
-        raise StoreError(f"Cannot open the agent database {url!r}: {exc}") from exc
+        raise StoreUnavailable(f"Cannot open the agent database {url!r}: {exc}") from exc
     return engine

@@ -24,9 +24,10 @@ log = logging.getLogger(__name__)
 class AgentRuntime:
     def __init__(self, settings: AgentSettings, *, make_client: ClientFactory = default_client) -> None:
         self.settings = settings
+        policy = Policy.load(settings.policy)  # a bad policy file fails before the store is opened
         self.engine: Engine = open_engine(settings.db)
         self.store = Store(self.engine)
-        self.scanner = Scanner(self.store, Policy.load(settings.policy))
+        self.scanner = Scanner(self.store, policy)
         self.make_client = make_client
         self._sync_lock = threading.Lock()
         self._stop = threading.Event()

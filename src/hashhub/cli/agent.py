@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
-from hashhub.agent.db import DEFAULT_DB, StoreError
+from hashhub.agent.db import DEFAULT_DB, StoreError, StoreUnavailable
 from hashhub.agent.policy import DEFAULT_POLICY_TOML, PolicyError
 
 agent_app = typer.Typer(
@@ -70,6 +70,8 @@ def _runtime(db: str, policy: Path | None = None, **settings: Any) -> Iterator[A
 
     try:
         runtime = AgentRuntime(make_settings(db=db, policy=policy, **settings))
+    except StoreUnavailable as exc:
+        _fail(str(exc), code=3)
     except (StoreError, PolicyError) as exc:
         _fail(str(exc))
     try:
