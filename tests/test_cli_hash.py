@@ -161,3 +161,20 @@ def test_the_installed_command_with_two_workers_gives_the_same_output(app: typer
     assert done.stderr.count("hashhub hash: ") == 2
     assert done.stdout.startswith(",".join(HEADER) + "\n")
     assert done.stdout == _run(app, str(folder), "--workers", "1").stdout
+
+
+def test_videos_get_vpdq_as_a_frame_list(app: typer.Typer, corpus: Path, tmp_path: Path) -> None:
+    """The contract's video shape: `"vpdq": [{"frame", "quality", "pdq", "timestamp"}, ...]`."""
+    pytest.importorskip("av", reason="PyAV (video decoding) is not installed")
+    from tests.support import video_clips
+
+    photos = sorted((corpus / "kodak").glob("*.png"))[:2]
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(video_clips.encode(video_clips.slideshow_frames(photos, seconds_each=2.0)))
+    result = _run(app, str(clip), "--signals", "md5,vpdq", "--format", "jsonl")
+    assert result.exit_code == 0, result.stderr
+    record = json.loads(result.stdout)
+    assert list(record) == ["file", "md5", "vpdq"]
+    assert len(record["vpdq"]) >= 2
+    assert set(record["vpdq"][0]) == {"frame", "quality", "pdq", "timestamp"}
+    assert record["vpdq"][0]["frame"] == 0
