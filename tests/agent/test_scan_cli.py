@@ -107,3 +107,10 @@ def test_review_and_reports_from_the_cli(listed_db, tmp_path) -> None:
 def test_policy_show_prints_the_default() -> None:
     result = runner.invoke(app, ["agent", "policy", "show"])
     assert result.exit_code == 0 and "[[rules]]" in result.stdout and "block_and_report" in result.stdout
+
+
+def test_unreachable_database_exits_3_and_bad_url_exits_2() -> None:
+    down = runner.invoke(app, ["agent", "status", "--db", "postgresql://nobody@127.0.0.1:1/agent"])
+    assert down.exit_code == 3 and "Cannot open the agent database" in down.output
+    bad = runner.invoke(app, ["agent", "status", "--db", "nosuchdriver://x/y"])
+    assert bad.exit_code == 2 and "is not a database URL" in bad.output
