@@ -9,7 +9,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import OperationalError
 
-from hashhub.hub import indexes
+from hashhub.hub import compat, indexes
 from hashhub.hub.api import admin, health, items, match, sync
 from hashhub.hub.api.deps import json_response
 from hashhub.hub.core import Hub
@@ -33,6 +33,7 @@ def create_app(settings: HubSettings | None = None, hub: Hub | None = None) -> F
     app.state.hub = hub
     for module in (health, items, sync, match, admin):
         app.include_router(module.router)
+    compat.include(app)  # NCMEC v2 and StopNCII v1 for the peers' own clients
     _error_handlers(app)
     return app
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -11,6 +12,7 @@ import orjson
 SERVER_FIELDS = ("status", "created_at", "updated_at")
 
 
+@lru_cache(maxsize=256)  # a batch renders thousands of documents with the same timestamps
 def iso(ts: float | None) -> str | None:
     return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 

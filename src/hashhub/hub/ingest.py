@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 import sqlalchemy as sa
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.engine import Connection
 
 from hashhub import db, grading, signals
@@ -29,6 +29,7 @@ from hashhub.hub.pool import ItemRecord, Pool
 from hashhub.hub.schemas import ItemIn
 
 _LOOKUP_CHUNK = 2000
+_ROWS = TypeAdapter(list[ItemIn])
 
 
 @dataclass(slots=True)
@@ -75,18 +76,8 @@ def fingerprint_key(fps: dict[str, str]) -> int:
     return int.from_bytes(digest, "big") >> 1
 
 
-def _error(exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "item"
-    return f"{where}: {first['msg']}"
-
-
-def parse_row(index: int, raw: object, schemes: dict[str, grading.Scheme]) -> Row:
-    """A `Row`, or ValueError with a message naming the field that is wrong."""
-    try:
-        item = ItemIn.model_validate(raw)
-    except ValidationError as exc:
-        raise ValueError(_error(exc)) from None
+def _canonical(index: int, item: ItemIn, schemes: dict[str, grading.Scheme]) -> Row:
+    """A `Row` with canonical fingerprints and grade, or ValueError naming the field that is wrong."""
     fps: dict[str, str] = {}
     for name, value in item.fingerprints.items():
         canonical_name, canonical = signals.parse(name, value)  # SignalError is a ValueError
@@ -121,13 +112,31 @@ def parse_row(index: int, raw: object, schemes: dict[str, grading.Scheme]) -> Ro
     )
 
 
+def _validate_shapes(rows: Sequence[object]) -> tuple[list[ItemIn | None], dict[int, str]]:
+    """Check every row's shape in one pydantic call (fast); per-row messages for the bad ones."""
+    try:
+        return list(_ROWS.validate_python(rows)), {}
+    except ValidationError as exc:
+        errors: dict[int, str] = {}
+        for err in exc.errors():
+            index, *where = err["loc"]
+            errors.setdefault(int(index), f"{'.'.join(str(p) for p in where) or 'item'}: {err['msg']}")
+        good = [r for i, r in enumerate(rows) if i not in errors]
+        checked = iter(_ROWS.validate_python(good))
+        return [None if i in errors else next(checked) for i in range(len(rows))], errors
+
+
 def parse_rows(
-    rows: Iterable[object], schemes: dict[str, grading.Scheme], start: int = 0
+    rows: Sequence[object], schemes: dict[str, grading.Scheme]
 ) -> tuple[list[Row], list[dict[str, Any]]]:
+    """Validated rows and the rejected ones (`{"index", "error"}`), both in input order."""
+    shaped, errors = _validate_shapes(rows)
     good, rejected = [], []
-    for i, raw in enumerate(rows, start):
+    for i, item in enumerate(shaped):
         try:
-            good.append(parse_row(i, raw, schemes))
+            if item is None:
+                raise ValueError(errors[i])
+            good.append(_canonical(i, item, schemes))
         except ValueError as exc:
             rejected.append({"index": i, "error": str(exc)})
     return good, rejected
@@ -184,6 +193,14 @@ def _existing(conn: Connection, contributor_id: int, external_ids: list[str]) ->
     return found
 
 
+ITEM_COLUMNS = (
+    "id", "list_id", "contributor_id", "external_id", "content_type", "scheme", "classification",
+    "reviewers", "status", "fp_key", "created_at", "updated_at", "doc",
+)  # fmt: skip
+FINGERPRINT_COLUMNS = ("item_id", "signal", "value", "quality")
+CHANGE_COLUMNS = ("cursor", "item_id", "op", "kind", "at")
+
+
 def write_rows(
     hub: Hub, principal: auth.Principal, list_id: int, list_name: str, rows: list[Row], actor: str
 ) -> dict[str, Any]:
@@ -196,58 +213,39 @@ def write_rows(
             pool.catch_up(conn)
             existing = _existing(conn, me, sorted({r.external_id for r in rows if r.external_id}))
             next_id = (conn.execute(sa.select(sa.func.max(items.c.id))).scalar() or 0) + 1
-            plan = _plan(pool, me, rows, existing, next_id)
-            new_rows, updates, ids = plan
-            item_rows, fp_rows, change_rows, records = [], [], [], []
+            new_rows, updates, ids = _plan(pool, me, rows, existing, next_id)
+            item_rows: list[tuple] = []
+            fp_rows: list[tuple] = []
+            change_rows: list[tuple] = []
+            records: list[ItemRecord] = []
+            updated: set[int] = set()
             cursor = head
             for item_id, row, old in [*((i, r, None) for i, r in new_rows), *updates]:
                 status = "active" if old is None or old.status == "withdrawn" else old.status
                 created = now if old is None else old.created_at
                 fields = row.fields(item_id, list_name, principal.org)
-                doc = documents.render(fields, status=status, created_at=created, updated_at=now)
                 if old is not None and old.status != "withdrawn" and _same_fields(old.doc, fields):
                     continue  # same content resubmitted: nothing changes, no feed entry
+                doc = documents.render(fields, status=status, created_at=created, updated_at=now)
                 cursor += 1
                 item_rows.append(
-                    {
-                        "id": item_id,
-                        "list_id": list_id,
-                        "contributor_id": me,
-                        "external_id": row.external_id,
-                        "content_type": row.content_type,
-                        "scheme": row.scheme,
-                        "classification": row.classification,
-                        "reviewers": row.reviewers,
-                        "status": status,
-                        "fp_key": row.fp_key,
-                        "created_at": created,
-                        "updated_at": now,
-                        "doc": doc,
-                    }
-                )
-                fp_rows.extend(
-                    {"item_id": item_id, "signal": s, "value": v, "quality": row.quality.get(s)}
-                    for s, v in row.fingerprints.items()
-                )
+                    (
+                        item_id, list_id, me, row.external_id, row.content_type, row.scheme,
+                        row.classification, row.reviewers, status, row.fp_key, created, now, doc,
+                    )
+                )  # fmt: skip
+                fp_rows.extend((item_id, s, v, row.quality.get(s)) for s, v in row.fingerprints.items())
                 kind = "new" if old is None else "updated"
-                change_rows.append(
-                    {"cursor": cursor, "item_id": item_id, "op": "upsert", "kind": kind, "at": now}
-                )
+                if old is not None:
+                    updated.add(item_id)
+                change_rows.append((cursor, item_id, "upsert", kind, now))
                 records.append(
                     ItemRecord(
-                        item_id,
-                        list_id,
-                        me,
-                        status,
-                        row.scheme,
-                        row.classification,
-                        row.reviewers,
-                        row.fp_key,
-                        row.fingerprints,
+                        item_id, list_id, me, status, row.scheme, row.classification, row.reviewers,
+                        row.fp_key, row.fingerprints,
                     )
-                )
-            n_updated = sum(1 for c in change_rows if c["kind"] == "updated")
-            _store(conn, item_rows, fp_rows, change_rows, n_updated)
+                )  # fmt: skip
+            _store(conn, item_rows, fp_rows, change_rows, updated)
             if cursor != head:
                 heads.store(conn, heads.CHANGES, cursor)
             audit.record(
@@ -260,7 +258,7 @@ def write_rows(
         # Committed: bring our own pool up to date without reading back what we just wrote.
         pool.apply(records)
         pool.cursor = max(pool.cursor, cursor)
-    return {"ids": ids, "created": len(change_rows) - n_updated, "updated": n_updated, "cursor": cursor}
+    return {"ids": ids, "created": len(change_rows) - len(updated), "updated": len(updated), "cursor": cursor}
 
 
 def _same_fields(doc: bytes, fields: dict[str, Any]) -> bool:
@@ -279,6 +277,14 @@ def _plan(
     ids: list[int] = []
     by_external: dict[str, int] = {}
     by_fp: dict[int, int] = {}
+    unknown = [r for r in rows if r.external_id is None or r.external_id not in existing]
+    same_as = dict(
+        zip(
+            (id(r) for r in unknown),
+            pool.same_items(me, [(r.fp_key, r.fingerprints) for r in unknown]),
+            strict=True,
+        )
+    )
     for row in rows:
         ext = row.external_id
         if ext is not None and ext in by_external:  # repeated in this batch: the later row wins
@@ -294,7 +300,7 @@ def _plan(
         else:
             same = by_fp.get(row.fp_key)
             if same is None:
-                same = pool.same_items(me, row.fp_key, row.fingerprints)
+                same = same_as[id(row)]
             if same is not None:
                 item_id = same
             else:
@@ -308,28 +314,35 @@ def _plan(
     return new_rows, list(updates.values()), ids
 
 
+def _insert_many(conn: Connection, table: sa.Table, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    """executemany straight to the driver: SQLAlchemy's per-row parameter processing would cost
+    more than the insert itself at a million rows."""
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"
+    conn.exec_driver_sql(sql, rows)
+
+
 def _store(
     conn: Connection,
-    item_rows: list[dict[str, Any]],
-    fp_rows: list[dict[str, Any]],
-    change_rows: list[dict[str, Any]],
-    n_updated: int,
+    item_rows: list[tuple],
+    fp_rows: list[tuple],
+    change_rows: list[tuple],
+    updated: set[int],
 ) -> None:
-    if n_updated:
-        updated_ids = [c["item_id"] for c in change_rows if c["kind"] == "updated"]
-        for i in range(0, len(updated_ids), _LOOKUP_CHUNK):
-            chunk = updated_ids[i : i + _LOOKUP_CHUNK]
+    if updated:
+        chunked = sorted(updated)
+        for i in range(0, len(chunked), _LOOKUP_CHUNK):
+            chunk = chunked[i : i + _LOOKUP_CHUNK]
             conn.execute(sa.delete(fingerprints).where(fingerprints.c.item_id.in_(chunk)))
-        kept = set(updated_ids)
-        updated_rows = [r for r in item_rows if r["id"] in kept]
+        changed = [dict(zip(ITEM_COLUMNS, r, strict=True)) for r in item_rows if r[0] in updated]
         conn.execute(
             sa.update(items).where(items.c.id == sa.bindparam("b_id")),
-            [{**{k: v for k, v in r.items() if k != "id"}, "b_id": r["id"]} for r in updated_rows],
+            [{**{k: v for k, v in r.items() if k != "id"}, "b_id": r["id"]} for r in changed],
         )
-        item_rows = [r for r in item_rows if r["id"] not in kept]
+        item_rows = [r for r in item_rows if r[0] not in updated]
     if item_rows:
-        conn.execute(sa.insert(items), item_rows)
+        _insert_many(conn, items, ITEM_COLUMNS, item_rows)
     if fp_rows:
-        conn.execute(sa.insert(fingerprints), fp_rows)
+        _insert_many(conn, fingerprints, FINGERPRINT_COLUMNS, fp_rows)
     if change_rows:
-        conn.execute(sa.insert(changes), change_rows)
+        _insert_many(conn, changes, CHANGE_COLUMNS, change_rows)

@@ -95,15 +95,25 @@ class Pool:
             return [(np.empty(0, np.int64), np.empty(0, np.int32)) for _ in values]
         return adapter.near(values, radius)
 
-    def same_items(self, contributor_id: int, fp_key: int, fps: dict[str, str]) -> int | None:
-        """A live item of this contributor with exactly these fingerprints, if there is one."""
-        signal = min(fps, key=lambda s: (signals.get(s).index_kind != "exact", s))
-        ids, _ = self.near(signal, [fps[signal]], 0)[0]
+    def same_items(self, contributor_id: int, wanted: list[tuple[int, dict[str, str]]]) -> list[int | None]:
+        """Per (fp_key, fingerprints): a live item of this contributor with exactly those fingerprints."""
+        by_signal: dict[str, list[int]] = defaultdict(list)
+        for n, (_, fps) in enumerate(wanted):
+            by_signal[min(fps, key=lambda s: (signals.get(s).index_kind != "exact", s))].append(n)
         contrib, keys, status = self._col("contributor"), self._col("fp_key"), self._col("status")
-        for i in ids:
-            if contrib[i] == contributor_id and keys[i] == fp_key and status[i] != STATUS["withdrawn"]:
-                return int(i)
-        return None
+        found: list[int | None] = [None] * len(wanted)
+        for signal, rows in by_signal.items():
+            hits = self.near(signal, [wanted[n][1][signal] for n in rows], 0)
+            for n, (ids, _) in zip(rows, hits, strict=True):
+                for i in ids:
+                    if (
+                        contrib[i] == contributor_id
+                        and keys[i] == wanted[n][0]
+                        and status[i] != STATUS["withdrawn"]
+                    ):
+                        found[n] = int(i)
+                        break
+        return found
 
     def find(self, item_id: int) -> int:
         parent = self._parent.data

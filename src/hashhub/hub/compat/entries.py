@@ -109,25 +109,31 @@ def org_names(conn: Connection, ids: set[int]) -> dict[int, str]:
     return {r.id: r.name for r in rows}
 
 
-def attach_votes(conn: Connection, principal: auth.Principal, entries: Sequence[Entry]) -> None:
-    """Fill `votes` with the feedback the caller may see (its own; all of it on its own items)."""
-    if not entries:
-        return
-    by_id = {e.id: e for e in entries}
-    mine = [e.id for e in entries if e.contributor_id == principal.org_id]
-    visible = feedback.c.org_id == principal.org_id
-    if mine:
-        visible = sa.or_(visible, feedback.c.item_id.in_(mine))
+def visible_votes(
+    conn: Connection, principal: auth.Principal, item_ids: Sequence[int]
+) -> dict[int, list[Vote]]:
+    """Feedback on these items the caller may see: its own, and all of it on items it contributed."""
+    if not item_ids:
+        return {}
+    visible = sa.or_(feedback.c.org_id == principal.org_id, items.c.contributor_id == principal.org_id)
     rows = conn.execute(
         sa.select(
             feedback.c.item_id, feedback.c.org_id, organisations.c.name, feedback.c.verdict, feedback.c.reason
         )
         .join(organisations, organisations.c.id == feedback.c.org_id)
-        .where(feedback.c.item_id.in_(list(by_id)), visible)
+        .join(items, items.c.id == feedback.c.item_id)
+        .where(feedback.c.item_id.in_(sorted(set(item_ids))), visible)
         .order_by(feedback.c.item_id, organisations.c.name)
     )
+    out: dict[int, list[Vote]] = {}
     for r in rows:
-        by_id[r.item_id].votes.append(Vote(r.org_id, r.name, r.verdict, r.reason))
+        out.setdefault(r.item_id, []).append(Vote(r.org_id, r.name, r.verdict, r.reason))
+    return out
+
+
+def load_votes(hub: Hub, principal: auth.Principal, item_ids: Sequence[int]) -> dict[int, list[Vote]]:
+    with db.read(hub.engine) as conn:
+        return visible_votes(conn, principal, item_ids)
 
 
 def read_window(
@@ -164,7 +170,9 @@ def read_window(
         rows = rows[: window.size]
         names = org_names(conn, {r.contributor_id for r in rows})
         entries = [_entry(r, names) for r in rows]
-        attach_votes(conn, principal, entries)
+        votes = visible_votes(conn, principal, [e.id for e in entries])
+        for e in entries:
+            e.votes = votes.get(e.id, [])
     audit.record_now(
         hub.engine,
         principal.org,

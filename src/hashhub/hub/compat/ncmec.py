@@ -195,6 +195,14 @@ def entries_document(page: Page, next_path: str | None) -> bytes:
     return to_bytes(root)
 
 
+def feedback_result_document(entry_id: str, verdict: str, status: str) -> bytes:
+    root = _root("feedbackResult")
+    ET.SubElement(root, "id").text = entry_id
+    ET.SubElement(root, verdict)
+    ET.SubElement(root, "status").text = status
+    return to_bytes(root)
+
+
 def error_document(message: str) -> bytes:
     root = _root("error")
     ET.SubElement(root, "message").text = message

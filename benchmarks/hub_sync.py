@@ -1,0 +1,160 @@
+"""Hub sync benchmark: ingest rate, snapshot download time, submit-to-feed latency. Prints ONE JSON line.
+
+    .venv/bin/python benchmarks/hub_sync.py                 # 1,000,000 items on SQLite (a temp file)
+    .venv/bin/python benchmarks/hub_sync.py --items 100000 --db postgresql+psycopg://...
+
+Items are made-up PDQ + MD5 fingerprints (random bytes), submitted in batches of 10,000 through the
+same service call `POST /api/v1/items` and `hashhub hub import` use (validation, dedup, clustering,
+bulk insert, feed cursor, audit). The snapshot is downloaded over HTTP from a real uvicorn server
+with gzip, then decompressed and counted. Submit-to-feed: a member polls the feed every 20 ms while
+a contributor POSTs one item over HTTP; the time from the POST to the item appearing, median of 20.
+Targets on SQLite on a 2-core machine: ingest >= 50,000 items/s, snapshot <= 10 s, feed <= 1 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import zlib
+from pathlib import Path
+
+import httpx
+import numpy as np
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.hub.conftest import serving
+
+from hashhub.hub import ingest, orgs
+from hashhub.hub.core import Hub
+from hashhub.hub.settings import HubSettings
+
+BATCH = 10_000
+
+
+def batches(total: int, seed: int = 7):
+    rng = np.random.default_rng(seed)
+    for start in range(0, total, BATCH):
+        n = min(BATCH, total - start)
+        pdqs = rng.integers(0, 256, size=(n, 32), dtype=np.uint8)
+        md5s = rng.integers(0, 256, size=(n, 16), dtype=np.uint8)
+        yield [
+            {
+                "external_id": f"bench-{start + i}",
+                "content_type": "image",
+                "classification": {"scheme": "industry", "value": "A1"},
+                "verification": {"reviewers": 1},
+                "fingerprints": {"pdq": pdqs[i].tobytes().hex(), "md5": md5s[i].tobytes().hex()},
+            }
+            for i in range(n)
+        ]
+
+
+def measure_ingest(hub: Hub, total: int) -> float:
+    contributor = orgs.acting_as(hub.engine, "bench-contributor")
+    spent = 0.0
+    for rows in batches(total):
+        t = time.perf_counter()
+        ingest.submit(hub, contributor, "bench", rows)
+        spent += time.perf_counter() - t
+    return total / spent
+
+
+def measure_snapshot(url: str, key: str, expected: int) -> tuple[float, int]:
+    t = time.perf_counter()
+    headers = {"Authorization": f"Bearer {key}", "Accept-Encoding": "gzip"}
+    unpack = zlib.decompressobj(31)
+    lines = 0
+    size = 0
+    with httpx.stream("GET", f"{url}/api/v1/snapshot", headers=headers, timeout=600) as r:
+        r.raise_for_status()
+        for chunk in r.iter_raw(1 << 20):
+            size += len(chunk)
+            lines += unpack.decompress(chunk).count(b"\n")
+    lines += unpack.flush().count(b"\n")
+    elapsed = time.perf_counter() - t
+    if lines != expected + 1:
+        raise SystemExit(f"snapshot had {lines - 1} items, expected {expected}")
+    return elapsed, size
+
+
+def measure_feed_latency(url: str, member_key: str, contributor_key: str, rounds: int = 20) -> list[float]:
+    member = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {member_key}"}, timeout=60)
+    contributor = httpx.Client(
+        base_url=url, headers={"Authorization": f"Bearer {contributor_key}"}, timeout=60
+    )
+    after = orjson.loads(member.get("/api/v1/feed", params={"after": 0, "limit": 1}).content)["next"]
+    head = orjson.loads(member.get("/api/v1/stats").content)["cursor"]
+    after = max(after, head)
+    latencies = []
+    for n in range(rounds):
+        seen = threading.Event()
+        start_after = after
+
+        def poll(start: int = start_after, done: threading.Event = seen) -> None:
+            cursor = start
+            while not done.is_set():
+                page = orjson.loads(member.get("/api/v1/feed", params={"after": cursor}).content)
+                if any(
+                    c["op"] == "upsert" and c["item"]["external_id"] == f"latency-{n}"
+                    for c in page["changes"]
+                ):
+                    done.set()
+                    return
+                cursor = page["next"]
+                time.sleep(0.02)
+
+        poller = threading.Thread(target=poll)
+        poller.start()
+        row = next(batches(1, seed=1000 + n))[0]
+        row["external_id"] = f"latency-{n}"
+        t = time.perf_counter()
+        r = contributor.post("/api/v1/items", json={"list": "bench", "items": [row]})
+        r.raise_for_status()
+        seen.wait(30)
+        latencies.append(time.perf_counter() - t)
+        poller.join()
+        after = r.json()["cursor"]
+    return latencies
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=1_000_000)
+    parser.add_argument("--db", default=None, help="database URL (default: a temporary SQLite file)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        url = args.db or f"sqlite:///{Path(tmp) / 'bench.db'}"
+        hub = Hub(HubSettings(db=url))
+        contributor = orgs.create_org(hub.engine, "bench-contributor", ["contributor"])
+        member = orgs.create_org(hub.engine, "bench-member", ["member"])
+        orgs.create_list(hub.engine, "bench", read=["bench-member"], write=["bench-contributor"])
+        rate = measure_ingest(hub, args.items)
+        with serving(hub) as base:
+            snapshot_s, snapshot_bytes = measure_snapshot(base, member["api_key"], args.items)
+            latencies = measure_feed_latency(base, member["api_key"], contributor["api_key"])
+        hub.close()
+    print(
+        orjson.dumps(
+            {
+                "benchmark": "hub_sync",
+                "backend": url.split(":", 1)[0],
+                "items": args.items,
+                "ingest_items_per_s": round(rate),
+                "snapshot_s": round(snapshot_s, 2),
+                "snapshot_gzip_mb": round(snapshot_bytes / 1e6, 1),
+                "submit_to_feed_median_s": round(statistics.median(latencies), 3),
+                "submit_to_feed_max_s": round(max(latencies), 3),
+                "targets": {"ingest_items_per_s": 50_000, "snapshot_s": 10, "submit_to_feed_s": 1},
+            }
+        ).decode()
+    )
+
+
+if __name__ == "__main__":
+    main()
