@@ -16,8 +16,8 @@ from hashhub.media.video import VideoLimits, is_video, sample_frames
 from hashhub.signals.vpdq import VpdqSignal, frame_codes, shares
 from tests.support import video_clips as clips
 
-FORMATS = [clips.MP4, clips.WEBM, clips.MOV, clips.AVI, clips.GIF]
-FORMAT_IDS = ["mp4-h264", "webm-vp9", "mov-h264", "avi-mjpeg", "gif"]
+FORMATS = [clips.MP4, clips.WEBM, clips.WEBM_VP8, clips.MOV, clips.AVI, clips.GIF]
+FORMAT_IDS = ["mp4-h264", "webm-vp9", "webm-vp8", "mov-h264", "avi-mjpeg", "gif"]
 
 
 @pytest.fixture(scope="module")

@@ -134,6 +134,7 @@ def test_add_replaces_and_remove_forgets() -> None:
     assert ix.search(first, query_threshold=0.0) == []
     assert ix.search(second)[0].listed_frames == 4
     ix.remove([7, 8])
+    ix.remove(99)  # one id, unknown: ignored
     assert 7 not in ix and ix.frame_count == 0
     assert ix.search(second) == []
 

@@ -143,8 +143,10 @@ class VpdqIndex:
                 self._frames.remove(np.concatenate(stale))
             self._counts.update((key, len(new)) for key, new in batch.items())
 
-    def remove(self, video_ids: Iterable[int]) -> None:
-        """Remove these videos; unknown ids are ignored."""
+    def remove(self, video_ids: Iterable[int] | int) -> None:
+        """Remove these videos (one id or many); unknown ids are ignored."""
+        if isinstance(video_ids, int | np.integer):
+            video_ids = [int(video_ids)]
         with self._lock:
             keys = [key for key in map(_video_id, video_ids) if key in self._counts]
             gone = [_slots(key, 0, self._counts.pop(key)) for key in keys]
