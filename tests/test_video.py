@@ -16,8 +16,28 @@ from hashhub.media.video import VideoLimits, is_video, sample_frames
 from hashhub.signals.vpdq import VpdqSignal, frame_codes, shares
 from tests.support import video_clips as clips
 
-FORMATS = [clips.MP4, clips.WEBM, clips.WEBM_VP8, clips.MOV, clips.AVI, clips.GIF]
-FORMAT_IDS = ["mp4-h264", "webm-vp9", "webm-vp8", "mov-h264", "avi-mjpeg", "gif"]
+# Beyond the usual: 10-bit H.264 (HDR phone footage decodes through FFmpeg's grey conversion) and
+# H.264 in Matroska.
+FORMATS = [
+    clips.MP4,
+    clips.WEBM,
+    clips.WEBM_VP8,
+    clips.MOV,
+    clips.AVI,
+    clips.GIF,
+    clips.Format("mp4", "libx264", "yuv420p10le"),
+    clips.Format("matroska", "libx264", "yuv420p"),
+]
+FORMAT_IDS = [
+    "mp4-h264",
+    "webm-vp9",
+    "webm-vp8",
+    "mov-h264",
+    "avi-mjpeg",
+    "gif",
+    "mp4-h264-10bit",
+    "mkv-h264",
+]
 
 
 @pytest.fixture(scope="module")
