@@ -181,6 +181,8 @@ def _video_stream(container: av.container.InputContainer, limits: VideoLimits) -
     if not container.streams.video:
         raise MediaError("file holds no video stream")
     stream = container.streams.video[0]
+    if stream.codec_context is None:  # FFmpeg has no decoder for this stream's codec
+        raise MediaError("video stream's codec is unknown or not supported, or its header is corrupt")
     # Demux only the video: other streams' packets are dropped before they reach any decoder.
     for other in container.streams:
         if other is not stream:
