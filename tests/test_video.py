@@ -3,6 +3,7 @@ clear MediaError for anything that is not a whole, decodable video."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import itertools
 from pathlib import Path
@@ -223,3 +224,22 @@ def test_duration_limit_holds_when_the_header_does_not_say(photos: list[Path]) -
 def test_bad_sampling_rates_are_refused(fps: object, mp4: bytes) -> None:
     with pytest.raises(ValueError, match="fps must be a number"):
         VpdqSignal.hash_video(mp4, fps=fps)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "fmt", [clips.MP4, clips.WEBM, clips.AVI, clips.GIF], ids=["mp4", "webm", "avi", "gif"]
+)
+def test_cut_or_damaged_anywhere_hashes_or_raises_media_error(fmt: clips.Format, photos: list[Path]) -> None:
+    data = clips.encode(clips.slideshow_frames(photos[:3], 1.0, fps=5, size=(96, 64)), fmt, fps=5)
+    rng = np.random.default_rng(3)
+    damaged = [data[:cut] for cut in rng.integers(0, len(data), 40)]
+    for _ in range(40):
+        copy = bytearray(data)
+        spots = rng.integers(0, len(data), 8)
+        values = rng.integers(0, 256, 8)
+        for spot, value in zip(spots, values, strict=True):
+            copy[spot] = value
+        damaged.append(bytes(copy))
+    for bad in damaged:
+        with contextlib.suppress(MediaError):  # anything else propagates and fails the test
+            VpdqSignal.hash_frames(bad)
