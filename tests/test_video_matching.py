@@ -73,6 +73,16 @@ def test_trimmed_copies_can_be_refused_by_the_listed_share(
     assert index.search(trimmed, listed_threshold=0.9) == []
 
 
+def test_listing_at_a_higher_rate_finds_copies_cut_mid_second(originals: dict[int, bytes]) -> None:
+    # A fast pan cut 0.6 s in: its whole-second frames fall between the listed whole-second frames.
+    query = VpdqSignal.hash_video(clips.transcode(originals[PAN], keep=(0.1, 0.9))).value
+    ix = VpdqIndex()
+    ix.add(PAN, VpdqSignal.hash_video(originals[PAN]).value)
+    assert ix.search(query) == []
+    ix.add(PAN, VpdqSignal.hash_video(originals[PAN], fps=2).value)
+    assert [m.id for m in ix.search(query)] == [PAN]
+
+
 def test_unrelated_videos_match_nothing(corpus: Path, index: VpdqIndex) -> None:
     photos = sorted((corpus / "photos").glob("*.jpg"))
     unrelated = clips.encode(clips.slideshow_frames(photos[1200:1206], 2.0, FPS, SIZE), fps=FPS)
