@@ -10,7 +10,7 @@ from PIL import Image, ImageEnhance
 
 from hashhub.agent.app import create_app
 
-from .conftest import FakeHub, TestClient, corpus_rows, item_from_row
+from .conftest import FakeHub, TestClient, corpus_rows, item_from_row, make_item
 
 AUTH = {"Authorization": "Bearer test-agent-key"}
 
@@ -66,14 +66,18 @@ def test_scan_unlisted_photo_is_allowed_and_not_recorded(client: TestClient, cor
     assert "decision" not in body
 
 
-def test_scan_latency_is_well_under_50ms(client: TestClient, listed) -> None:
+def test_scan_costs_well_under_50ms(client: TestClient, listed) -> None:
+    # CPU time, not wall time: this machine's cores are shared, and a busy neighbour must not fail
+    # the test. benchmarks/agent_scan.py reports wall-clock latency under concurrent load.
     data = listed[0].read_bytes()
+    _scan(client, data)  # the first request pays for lazy imports
     timings = []
     for _ in range(20):
-        started = time.perf_counter()
+        started = time.process_time()
         assert _scan(client, data).status_code == 200
-        timings.append(time.perf_counter() - started)
-    assert sorted(timings)[len(timings) // 2] < 0.05
+        timings.append(time.process_time() - started)
+    print(f"\nscan CPU time per request, median: {sorted(timings)[10] * 1000:.1f} ms")
+    assert sorted(timings)[len(timings) // 2] < 0.025
 
 
 def test_scan_raw_body_and_fingerprints(client: TestClient, listed, corpus) -> None:
@@ -176,3 +180,22 @@ def test_sync_updates_the_in_memory_index_in_place(client: TestClient, listed, f
     assert not _scan(client, listed[0].read_bytes()).json()["matched"]
     status = client.get("/api/v1/status", headers=AUTH).json()
     assert status["items"] == 3 and status["hubs"][0]["cursor"] == 5 and "api_key" not in status["hubs"][0]
+
+
+def test_videos_match_by_vpdq(runtime, fake_hub, corpus) -> None:
+    from hashhub.hashing import hash_bytes
+    from tests.support import video_clips as clips
+
+    photos = [corpus / "photos" / r["file"] for r in corpus_rows(corpus, 6, offset=100)]
+    listed = clips.encode(clips.slideshow_frames(photos[:3], seconds_each=1.0))
+    vpdq = hash_bytes(listed, ["vpdq"]).hashes["vpdq"]
+    fake_hub.upsert(make_item(50, content_type="video", fingerprints={"vpdq": vpdq}))
+    runtime.sync_once()
+    with TestClient(create_app(runtime, background_sync=False)) as client:
+        copy = clips.transcode(listed, scale=0.75, bitrate=200_000)
+        body = _scan(client, copy, "copy.mp4").json()
+        assert body["matched"] and "vpdq" in body["hashes"] and "pdq" not in body["hashes"]
+        [match] = body["matches"]
+        assert match["item"] == "item-50" and match["signal"] == "vpdq" and match["query_share"] >= 0.8
+        other = clips.encode(clips.slideshow_frames(photos[3:], seconds_each=1.0))
+        assert not _scan(client, other, "other.mp4").json()["matched"]

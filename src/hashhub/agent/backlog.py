@@ -13,7 +13,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from hashhub.agent import decisions
-from hashhub.agent.scanner import Scanner, ScanResult
+from hashhub.agent.scanner import Scanner, ScanResult, signals_for
 from hashhub.hashing import FileHashes, hash_path
 
 #: files per task: large enough to amortise the hop to a worker, small enough to balance the load.
@@ -44,12 +44,12 @@ def iter_files(paths: Iterable[str | Path]) -> Iterator[Path]:
             raise ScanPathError(f"{path} does not exist (or is neither a file nor a folder).")
 
 
-def hash_chunk(paths: list[str], signals: tuple[str, ...]) -> list[FileHashes]:
-    """Hash a few files (runs in a worker process or on a Dask worker)."""
+def hash_chunk(paths: list[str]) -> list[FileHashes]:
+    """Hash a few files (runs in a worker process or on a Dask worker): vPDQ for videos, PDQ else."""
     out = []
     for path in paths:
         try:
-            out.append(hash_path(path, signals))
+            out.append(hash_path(path, signals_for(path)))
         except OSError as exc:  # unreadable file: report it, keep scanning the rest
             out.append(FileHashes(error=f"cannot read {path}: {exc.strerror or exc}"))
     return out
@@ -92,16 +92,15 @@ def scan_local(
     """Scan files and folders with `workers` processes (default: every core), results in file order."""
     files = iter_files(paths)
     workers = workers or os.cpu_count() or 1
-    signals = scanner.signals
     if workers == 1:
-        yield from _in_batches(scanner, ((c, hash_chunk(c, signals)) for c in _chunks(files, CHUNK)), source)
+        yield from _in_batches(scanner, ((c, hash_chunk(c)) for c in _chunks(files, CHUNK)), source)
         return
     with ProcessPoolExecutor(max_workers=workers) as pool:
         chunks = _chunks(files, CHUNK)
         # Keep a bounded number of chunks in flight so a million-file backlog never sits in memory.
         in_flight = []
         for chunk in chunks:
-            in_flight.append((chunk, pool.submit(hash_chunk, chunk, signals)))
+            in_flight.append((chunk, pool.submit(hash_chunk, chunk)))
             if len(in_flight) >= workers * 4:
                 break
 
@@ -110,7 +109,7 @@ def scan_local(
                 chunk, future = in_flight.pop(0)
                 nxt = next(chunks, None)
                 if nxt is not None:
-                    in_flight.append((nxt, pool.submit(hash_chunk, nxt, signals)))
+                    in_flight.append((nxt, pool.submit(hash_chunk, nxt)))
                 yield chunk, future.result()
 
         yield from _in_batches(scanner, results(), source)
@@ -124,11 +123,8 @@ def scan_dask(
         from distributed import Client, as_completed
     except ImportError as exc:  # the optional extra is missing
         raise RuntimeError("Dask scans need the dask extra: pip install 'hashhub[dask]'.") from exc
-    signals = scanner.signals
     with Client(address, timeout="30s") as client:
-        futures = {
-            client.submit(hash_chunk, c, signals, pure=False): c for c in _chunks(iter_files(paths), CHUNK)
-        }
+        futures = {client.submit(hash_chunk, c, pure=False): c for c in _chunks(iter_files(paths), CHUNK)}
 
         def results() -> Iterator[tuple[list[str], list[FileHashes]]]:
             for future in as_completed(futures):

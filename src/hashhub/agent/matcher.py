@@ -18,9 +18,11 @@ from hashhub import signals
 from hashhub.agent.items import DELETED
 from hashhub.agent.store import Store, StoredItem
 from hashhub.index import ExactIndex, PdqIndex
+from hashhub.index.vpdq import VpdqIndex
 from hashhub.signals import PdqSignal, SignalError
 
 MatchType = Literal["exact", "perceptual"]
+VIDEO_SIGNAL = "vpdq"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,8 +46,11 @@ class Match:
     signal: str
     distance: int
     match_type: MatchType
+    #: videos (vPDQ): share of the query's frames found in the item, and of the item's in the query
+    shares: tuple[float, float] | None = None
 
     def as_dict(self) -> dict[str, Any]:
+        extra = {} if self.shares is None else {"query_share": self.shares[0], "listed_share": self.shares[1]}
         return {
             "hub": self.meta.hub,
             "item": self.meta.item_id,
@@ -57,6 +62,7 @@ class Match:
             "contributors": list(self.meta.contributors),
             "verifications": self.meta.verifications,
             "status": self.meta.status,
+            **extra,
         }
 
 
@@ -71,6 +77,7 @@ class Matcher:
         self.pdq_radius = pdq_radius
         self.rev = 0
         self._pdq = PdqIndex()
+        self._video = VpdqIndex()
         self._exact: dict[str, ExactIndex] = {}
         self._meta: dict[int, tuple[int, ItemMeta]] = {}
         self._signals_of: dict[int, tuple[str, ...]] = {}
@@ -108,12 +115,16 @@ class Matcher:
                     by_signal.setdefault(name, []).append(pk)
                 self._meta.pop(pk, None)
             for name, pks in by_signal.items():
+                if name == VIDEO_SIGNAL:
+                    self._video.remove(pks)
+                    continue
                 index = self._pdq if name == PdqSignal.name else self._exact.get(name)
                 if index is not None:
                     index.remove(np.asarray(pks, dtype=np.int64))
         pdq_ids: list[int] = []
         pdq_values: list[str] = []
         exact: dict[str, tuple[list[int], list[bytes]]] = {}
+        videos: list[tuple[int, str]] = []
         for it in items:
             if it.status == DELETED:
                 continue
@@ -123,6 +134,8 @@ class Matcher:
                 if name == PdqSignal.name:
                     pdq_ids.append(it.pk)
                     pdq_values.append(value)
+                elif name == VIDEO_SIGNAL:
+                    videos.append((it.pk, value))
                 elif kind == "exact":
                     ids, values = exact.setdefault(name, ([], []))
                     ids.append(it.pk)
@@ -145,6 +158,8 @@ class Matcher:
             self._pdq.add(np.asarray(pdq_ids, dtype=np.int64), pdq_codes(pdq_values))
         for name, (ids, values) in exact.items():
             self._exact.setdefault(name, ExactIndex()).add(np.asarray(ids, dtype=np.int64), values)
+        if videos:
+            self._video.add_many(videos)
 
     def match(self, hashes: Mapping[str, str], quality: Mapping[str, int] | None = None) -> list[Match]:
         """Matches for one file's fingerprints, best (exact, then nearest) first, one per item."""
@@ -158,6 +173,8 @@ class Matcher:
         found: list[dict[int, Match]] = [{} for _ in hashes]
         pdq_rows: list[int] = []
         pdq_values: list[str] = []
+        video_rows: list[int] = []
+        video_values: list[str] = []
         for row, (file_hashes, quality) in enumerate(zip(hashes, qualities, strict=True)):
             for name, value in file_hashes.items():
                 if not value:
@@ -166,6 +183,10 @@ class Matcher:
                     if PdqSignal.usable(quality.get(name)):
                         pdq_rows.append(row)
                         pdq_values.append(value)
+                    continue
+                if name == VIDEO_SIGNAL:
+                    video_rows.append(row)
+                    video_values.append(value)
                     continue
                 with self._lock:
                     index = self._exact.get(name)
@@ -177,16 +198,37 @@ class Matcher:
             for row, (ids, distances) in zip(pdq_rows, results, strict=True):
                 for pk, distance in zip(ids.tolist(), distances.tolist(), strict=True):
                     self._keep(found[row], pk, PdqSignal.name, int(distance), "perceptual")
+        if video_values and len(self._video):
+            for row, videos in zip(video_rows, self._video.search_many(video_values), strict=True):
+                for v in videos:
+                    # Distance for a video: the percentage of its frames that found no match.
+                    distance = round((1.0 - v.query_share) * 100)
+                    self._keep(
+                        found[row],
+                        v.id,
+                        VIDEO_SIGNAL,
+                        distance,
+                        "perceptual",
+                        (v.query_share, v.listed_share),
+                    )
         return [sorted(f.values(), key=lambda m: (m.match_type != "exact", m.distance)) for f in found]
 
-    def _keep(self, found: dict[int, Match], pk: int, signal: str, distance: int, kind: MatchType) -> None:
+    def _keep(
+        self,
+        found: dict[int, Match],
+        pk: int,
+        signal: str,
+        distance: int,
+        kind: MatchType,
+        shares: tuple[float, float] | None = None,
+    ) -> None:
         entry = self._meta.get(pk)
         if entry is None:
             return
         best = found.get(pk)
         if best is not None and (best.match_type == "exact" or best.distance <= distance):
             return
-        found[pk] = Match(pk, entry[0], entry[1], signal, distance, kind)
+        found[pk] = Match(pk, entry[0], entry[1], signal, distance, kind, shares)
 
 
 def parse_fingerprints(raw: Mapping[str, object]) -> dict[str, str]:

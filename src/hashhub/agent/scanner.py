@@ -17,6 +17,15 @@ from hashhub.agent.matcher import Match, Matcher
 from hashhub.agent.policy import Policy, Verdict
 from hashhub.agent.store import Store
 from hashhub.hashing import DEFAULT_SIGNALS, FileHashes, hash_bytes
+from hashhub.media.video import Source, is_video
+
+IMAGE_SIGNALS: tuple[str, ...] = tuple(DEFAULT_SIGNALS)
+VIDEO_SIGNALS: tuple[str, ...] = ("md5", "sha1", "sha256", "vpdq")
+
+
+def signals_for(source: Source) -> tuple[str, ...]:
+    """What to compute for a file: vPDQ for videos (sniffed from the first bytes), PDQ otherwise."""
+    return VIDEO_SIGNALS if is_video(source) else IMAGE_SIGNALS
 
 
 @dataclass
@@ -79,7 +88,6 @@ class Scanner:
         self.store = store
         self.policy = policy or Policy.default()
         self.matcher = matcher or Matcher()
-        self.signals: tuple[str, ...] = tuple(DEFAULT_SIGNALS)
 
     def refresh(self) -> int:
         """Pick up what sync wrote to the store (this process's or a replica's)."""
@@ -105,7 +113,7 @@ class Scanner:
 
     def scan_bytes(self, data: bytes, file: str | None = None, *, source: str = "api") -> ScanResult:
         """Hash `data` in memory, match, decide and record."""
-        result = self.evaluate(file, hash_bytes(data, self.signals))
+        result = self.evaluate(file, hash_bytes(data, signals_for(data)))
         decisions.record(self.store, [result], source)
         return result
 
