@@ -40,6 +40,7 @@ for _sub, _name in (
     hub_app.add_typer(_sub, name=_name)
 
 DEFAULT_DB = "sqlite:///hashhub.db"
+FORMAT_HELP = "csv, ndjson, ncmec-xml or stopncii-json (auto: from the file name)"
 Db = Annotated[str, typer.Option("--db", envvar="HASHHUB_DB", help="SQLAlchemy URL or SQLite file")]
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -187,19 +188,29 @@ def scheme_list(db: Db = DEFAULT_DB) -> None:
 @hub_app.command("import")
 @cli_errors
 def import_(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV or NDJSON, optionally .gz")],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            exists=True, dir_okay=False, help="CSV, NDJSON, NCMEC XML or StopNCII JSON, optionally .gz"
+        ),
+    ],
     org: Annotated[str, typer.Option("--org", help="the contributing organisation")],
     list_name: Annotated[
         str | None, typer.Option("--list", help="target list (default: its only one)")
     ] = None,
     batch_size: Annotated[int, typer.Option(min=1, max=10_000)] = 10_000,
     strict: Annotated[bool, typer.Option(help="stop at the first batch with an invalid row")] = False,
+    fmt: Annotated[str, typer.Option("--format", help=FORMAT_HELP)] = "auto",
+    classification: Annotated[
+        str | None,
+        typer.Option(help="scheme:value for records that carry none (StopNCII JSON, NCMEC XML)"),
+    ] = None,
     db: Db = DEFAULT_DB,
 ) -> None:
     """Bulk-load items in batches with a progress bar; invalid rows are listed, valid ones written."""
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
 
-    from hashhub.hub.importer import import_file
+    from hashhub.interchange import import_file
 
     hub = _hub(db)
     columns = (BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
@@ -213,6 +224,8 @@ def import_(
             batch_size=batch_size,
             strict=strict,
             progress=lambda done: bar.update(task, completed=done),
+            fmt=fmt,
+            classification=classification,
         )
     for row in report.rejected:
         typer.echo(f"rejected row {row['row']}: {row['error']}", err=True)
@@ -228,6 +241,37 @@ def import_(
     )
     if report.rejected_count:
         raise typer.Exit(1)
+
+
+@hub_app.command("export")
+@cli_errors
+def export(
+    file: Annotated[Path, typer.Argument(dir_okay=False, help="where to write; '-' for standard output")],
+    org: Annotated[str, typer.Option("--org", help="the member organisation whose lists are exported")],
+    lists: Annotated[
+        list[str] | None, typer.Option("--list", help="only this list (repeatable; default: all it reads)")
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help=FORMAT_HELP)] = "auto",
+    db: Db = DEFAULT_DB,
+) -> None:
+    """Write the live items a member may read to a file (the read is audited like a snapshot)."""
+    from hashhub.interchange import detect, export_list
+
+    stdout = str(file) == "-"
+    kind = detect(file, "ndjson" if stdout and fmt == "auto" else fmt)
+    hub = _hub(db)
+    if stdout:
+        count = export_list(hub, org, sys.stdout.buffer, kind, lists)
+        sys.stdout.buffer.flush()
+    else:
+        part = file.with_name(file.name + ".part")  # a failed export leaves no half-written file
+        try:
+            with part.open("wb") as out:
+                count = export_list(hub, org, out, kind, lists)
+            part.replace(file)
+        finally:
+            part.unlink(missing_ok=True)
+    typer.echo(json.dumps({"format": kind, "written": count}), err=stdout)
 
 
 @audit_app.command("verify")
