@@ -3,8 +3,9 @@
 Idempotent: a row whose (contributor, external id) exists updates that item only if something
 changed; a row with exactly the fingerprints of a live item of the same contributor is that item.
 Atomic: any invalid row rejects the whole batch unless `partial` is set, in which case the valid rows
-are written and exactly the invalid ones are listed. Dedup and clustering use the in-memory pool, so
-the only SQL per batch is the external-id lookup and the bulk writes.
+are written and exactly the invalid ones are listed. Dedup costs two indexed lookups per batch (by
+external id, by fingerprint-set digest); clustering is left to the in-memory pool, which follows the
+change log on its own (`Pool.catch_up`), so a write never waits for index maintenance.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from hashhub.hub import audit, auth, documents, heads, orgs
 from hashhub.hub.core import Hub
 from hashhub.hub.errors import Forbidden, Invalid
 from hashhub.hub.models import changes, fingerprints, items
-from hashhub.hub.pool import ItemRecord, Pool
 from hashhub.hub.schemas import ItemIn
 
 _LOOKUP_CHUNK = 2000
@@ -201,63 +201,65 @@ FINGERPRINT_COLUMNS = ("item_id", "signal", "value", "quality")
 CHANGE_COLUMNS = ("cursor", "item_id", "op", "kind", "at")
 
 
+def _same_fingerprints(conn: Connection, contributor_id: int, keys: list[int]) -> dict[int, int]:
+    """Live items of this contributor by fingerprint-set digest (an identical resubmission)."""
+    found: dict[int, int] = {}
+    for i in range(0, len(keys), _LOOKUP_CHUNK):
+        q = sa.select(items.c.fp_key, items.c.id).where(
+            items.c.contributor_id == contributor_id,
+            items.c.fp_key.in_(keys[i : i + _LOOKUP_CHUNK]),
+            items.c.status != "withdrawn",
+        )
+        found.update({r.fp_key: r.id for r in conn.execute(q)})
+    return found
+
+
 def write_rows(
     hub: Hub, principal: auth.Principal, list_id: int, list_name: str, rows: list[Row], actor: str
 ) -> dict[str, Any]:
     """Write validated rows in one transaction that holds the feed cursor; returns ids per row."""
-    pool, me = hub.pool, principal.org_id
+    me = principal.org_id
     now = time.time()
-    with pool.lock:
-        with db.write(hub.engine) as conn:
-            head, _ = heads.lock(conn, heads.CHANGES)
-            pool.catch_up(conn)
-            existing = _existing(conn, me, sorted({r.external_id for r in rows if r.external_id}))
-            next_id = (conn.execute(sa.select(sa.func.max(items.c.id))).scalar() or 0) + 1
-            new_rows, updates, ids = _plan(pool, me, rows, existing, next_id)
-            item_rows: list[tuple] = []
-            fp_rows: list[tuple] = []
-            change_rows: list[tuple] = []
-            records: list[ItemRecord] = []
-            updated: set[int] = set()
-            cursor = head
-            for item_id, row, old in [*((i, r, None) for i, r in new_rows), *updates]:
-                status = "active" if old is None or old.status == "withdrawn" else old.status
-                created = now if old is None else old.created_at
-                fields = row.fields(item_id, list_name, principal.org)
-                if old is not None and old.status != "withdrawn" and _same_fields(old.doc, fields):
-                    continue  # same content resubmitted: nothing changes, no feed entry
-                doc = documents.render(fields, status=status, created_at=created, updated_at=now)
-                cursor += 1
-                item_rows.append(
-                    (
-                        item_id, list_id, me, row.external_id, row.content_type, row.scheme,
-                        row.classification, row.reviewers, status, row.fp_key, created, now, doc,
-                    )
-                )  # fmt: skip
-                fp_rows.extend((item_id, s, v, row.quality.get(s)) for s, v in row.fingerprints.items())
-                kind = "new" if old is None else "updated"
-                if old is not None:
-                    updated.add(item_id)
-                change_rows.append((cursor, item_id, "upsert", kind, now))
-                records.append(
-                    ItemRecord(
-                        item_id, list_id, me, status, row.scheme, row.classification, row.reviewers,
-                        row.fp_key, row.fingerprints,
-                    )
-                )  # fmt: skip
-            _store(conn, item_rows, fp_rows, change_rows, updated)
-            if cursor != head:
-                heads.store(conn, heads.CHANGES, cursor)
-            audit.record(
-                conn,
-                actor,
-                "items.submit",
-                list_name,
-                {"rows": len(rows), "changes": len(change_rows), "from": head + 1, "to": cursor},
-            )
-        # Committed: bring our own pool up to date without reading back what we just wrote.
-        pool.apply(records)
-        pool.cursor = max(pool.cursor, cursor)
+    with db.write(hub.engine) as conn:  # one transaction, holding the feed cursor from the start
+        head, _ = heads.lock(conn, heads.CHANGES)
+        existing = _existing(conn, me, sorted({r.external_id for r in rows if r.external_id}))
+        same = _same_fingerprints(conn, me, sorted({r.fp_key for r in rows}))
+        next_id = (conn.execute(sa.select(sa.func.max(items.c.id))).scalar() or 0) + 1
+        new_rows, updates, ids = _plan(me, rows, existing, same, next_id)
+        item_rows: list[tuple] = []
+        fp_rows: list[tuple] = []
+        change_rows: list[tuple] = []
+        updated: set[int] = set()
+        cursor = head
+        for item_id, row, old in [*((i, r, None) for i, r in new_rows), *updates]:
+            status = "active" if old is None or old.status == "withdrawn" else old.status
+            created = now if old is None else old.created_at
+            fields = row.fields(item_id, list_name, principal.org)
+            if old is not None and old.status != "withdrawn" and _same_fields(old.doc, fields):
+                continue  # same content resubmitted: nothing changes, no feed entry
+            doc = documents.render(fields, status=status, created_at=created, updated_at=now)
+            cursor += 1
+            item_rows.append(
+                (
+                    item_id, list_id, me, row.external_id, row.content_type, row.scheme,
+                    row.classification, row.reviewers, status, row.fp_key, created, now, doc,
+                )
+            )  # fmt: skip
+            fp_rows.extend((item_id, s, v, row.quality.get(s)) for s, v in row.fingerprints.items())
+            kind = "new" if old is None else "updated"
+            if old is not None:
+                updated.add(item_id)
+            change_rows.append((cursor, item_id, "upsert", kind, now))
+        _store(conn, item_rows, fp_rows, change_rows, updated)
+        if cursor != head:
+            heads.store(conn, heads.CHANGES, cursor)
+        audit.record(
+            conn,
+            actor,
+            "items.submit",
+            list_name,
+            {"rows": len(rows), "changes": len(change_rows), "from": head + 1, "to": cursor},
+        )
     return {"ids": ids, "created": len(change_rows) - len(updated), "updated": len(updated), "cursor": cursor}
 
 
@@ -269,7 +271,7 @@ def _same_fields(doc: bytes, fields: dict[str, Any]) -> bool:
 
 
 def _plan(
-    pool: Pool, me: int, rows: list[Row], existing: dict[str, Any], next_id: int
+    me: int, rows: list[Row], existing: dict[str, Any], same: dict[int, int], next_id: int
 ) -> tuple[list[tuple[int, Row]], list[tuple[int, Row, Any]], list[int]]:
     """Decide per row: new item, update of an existing one, or the same as one already there."""
     new_rows: list[tuple[int, Row]] = []
@@ -277,14 +279,6 @@ def _plan(
     ids: list[int] = []
     by_external: dict[str, int] = {}
     by_fp: dict[int, int] = {}
-    unknown = [r for r in rows if r.external_id is None or r.external_id not in existing]
-    same_as = dict(
-        zip(
-            (id(r) for r in unknown),
-            pool.same_items(me, [(r.fp_key, r.fingerprints) for r in unknown]),
-            strict=True,
-        )
-    )
     for row in rows:
         ext = row.external_id
         if ext is not None and ext in by_external:  # repeated in this batch: the later row wins
@@ -298,11 +292,9 @@ def _plan(
             item_id = int(old.id)
             updates[item_id] = (item_id, row, old)
         else:
-            same = by_fp.get(row.fp_key)
-            if same is None:
-                same = same_as[id(row)]
-            if same is not None:
-                item_id = same
+            twin = by_fp.get(row.fp_key, same.get(row.fp_key))
+            if twin is not None:
+                item_id = twin
             else:
                 item_id = next_id
                 next_id += 1

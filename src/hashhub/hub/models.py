@@ -92,6 +92,7 @@ items = sa.Table(
     # reading a million items is streaming bytes, not rebuilding documents.
     sa.Column("doc", sa.LargeBinary, nullable=False),
     sa.UniqueConstraint("contributor_id", "external_id", name="uq_items_contributor_external"),
+    sa.Index("ix_items_contributor_fp_key", "contributor_id", "fp_key"),  # identical resubmissions
 )
 
 fingerprints = sa.Table(

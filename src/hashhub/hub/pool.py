@@ -1,9 +1,10 @@
 """The pool in memory: every live item's fingerprints in `hashhub.index` structures, the few fields a
 match answers with, and clusters, kept current by following the change log by cursor.
 
-Ingest uses it for dedup and clustering without per-row SQL; match answers from it alone. Any number
-of hub processes can each hold one: `catch_up(conn)` reads only the changes after the pool's cursor.
-Applying an item's current row is idempotent, so reading a row newer than the head is harmless.
+Match answers from it alone, after `catch_up(conn)` has read the changes committed since the pool's
+cursor (a few rows normally; everything in bulk after a big import). Writers never wait for it, and
+any number of hub processes can each hold one. Applying an item's current row is idempotent, so
+reading a row newer than the head is harmless.
 
 Clusters: items sharing an exact fingerprint, or with PDQ hashes within `cluster radius` of each
 other, are linked; a cluster is a connected group of links (union-find). Linking depends only on the
@@ -95,26 +96,6 @@ class Pool:
             return [(np.empty(0, np.int64), np.empty(0, np.int32)) for _ in values]
         return adapter.near(values, radius)
 
-    def same_items(self, contributor_id: int, wanted: list[tuple[int, dict[str, str]]]) -> list[int | None]:
-        """Per (fp_key, fingerprints): a live item of this contributor with exactly those fingerprints."""
-        by_signal: dict[str, list[int]] = defaultdict(list)
-        for n, (_, fps) in enumerate(wanted):
-            by_signal[min(fps, key=lambda s: (signals.get(s).index_kind != "exact", s))].append(n)
-        contrib, keys, status = self._col("contributor"), self._col("fp_key"), self._col("status")
-        found: list[int | None] = [None] * len(wanted)
-        for signal, rows in by_signal.items():
-            hits = self.near(signal, [wanted[n][1][signal] for n in rows], 0)
-            for n, (ids, _) in zip(rows, hits, strict=True):
-                for i in ids:
-                    if (
-                        contrib[i] == contributor_id
-                        and keys[i] == wanted[n][0]
-                        and status[i] != STATUS["withdrawn"]
-                    ):
-                        found[n] = int(i)
-                        break
-        return found
-
     def find(self, item_id: int) -> int:
         parent = self._parent.data
         while parent[item_id] != item_id:
@@ -158,17 +139,9 @@ class Pool:
         """Apply every change committed after our cursor; returns the new cursor."""
         with self.lock:
             head = heads.current(conn)
-            if self.cursor < 0:
+            if self.cursor < 0 or head > self.cursor:
                 self._load_names(conn)
-                self.apply(_records(conn, None))
-            elif head > self.cursor:
-                ids = conn.execute(
-                    sa.select(changes.c.item_id)
-                    .where(changes.c.cursor > self.cursor, changes.c.cursor <= head)
-                    .distinct()
-                ).scalars()
-                self._load_names(conn)
-                self.apply(_records(conn, list(ids)))
+                self.apply(_records(conn, None if self.cursor < 0 else (self.cursor, head)))
             self.cursor = max(self.cursor, head)
             return self.cursor
 
@@ -312,8 +285,9 @@ def fingerprints_of(conn: Connection, ids: list[int]) -> dict[int, dict[str, str
     return fps
 
 
-def _records(conn: Connection, ids: list[int] | None) -> list[ItemRecord]:
-    """Current rows (and fingerprints) of the given items, or of every item when `ids` is None."""
+def _records(conn: Connection, window: tuple[int, int] | None) -> list[ItemRecord]:
+    """Current rows (and fingerprints) of the items changed in the cursor window (after, upto], or of
+    every item when `window` is None; two queries however many items changed."""
     cols = (
         items.c.id,
         items.c.list_id,
@@ -324,16 +298,18 @@ def _records(conn: Connection, ids: list[int] | None) -> list[ItemRecord]:
         items.c.reviewers,
         items.c.fp_key,
     )
-    batches = [None] if ids is None else [ids[i : i + _CHUNK] for i in range(0, len(ids), _CHUNK)]
-    out: list[ItemRecord] = []
-    for batch in batches:
-        item_q = sa.select(*cols)
-        fp_q = sa.select(fingerprints.c.item_id, fingerprints.c.signal, fingerprints.c.value)
-        if batch is not None:
-            item_q = item_q.where(items.c.id.in_(batch))
-            fp_q = fp_q.where(fingerprints.c.item_id.in_(batch))
-        fps: dict[int, dict[str, str]] = defaultdict(dict)
-        for item_id, signal, value in conn.execute(fp_q).all():
-            fps[item_id][signal] = value
-        out.extend(ItemRecord(*row, fingerprints=fps.get(row[0], {})) for row in conn.execute(item_q).all())
-    return out
+    item_q = sa.select(*cols)
+    fp_q = sa.select(fingerprints.c.item_id, fingerprints.c.signal, fingerprints.c.value)
+    if window is not None:
+        changed = (
+            sa.select(changes.c.item_id)
+            .where(changes.c.cursor > window[0], changes.c.cursor <= window[1])
+            .distinct()
+            .subquery()
+        )
+        item_q = item_q.join(changed, changed.c.item_id == items.c.id)
+        fp_q = fp_q.join(changed, changed.c.item_id == fingerprints.c.item_id)
+    fps: dict[int, dict[str, str]] = defaultdict(dict)
+    for item_id, signal, value in conn.execute(fp_q):
+        fps[item_id][signal] = value
+    return [ItemRecord(*row, fingerprints=fps.get(row[0], {})) for row in conn.execute(item_q)]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, BackgroundTasks, Query, Response
 
 from hashhub.hub import feedback, ingest
 from hashhub.hub.api.deps import Caller, HubDep, ItemId, json_response
@@ -16,9 +16,12 @@ def submit(
     body: SubmitIn,
     hub: HubDep,
     caller: Caller,
+    background: BackgroundTasks,
     partial: bool = Query(False, description="write the valid rows and list the rejected ones"),
 ) -> Response:
-    return json_response(ingest.submit(hub, caller, body.list, body.items, partial=partial))
+    result = ingest.submit(hub, caller, body.list, body.items, partial=partial)
+    background.add_task(hub.refresh)  # index the new items now rather than on the next match
+    return json_response(result)
 
 
 @router.get("/{item_id}", summary="One item (readers of its list, or its contributor)")
