@@ -1,0 +1,324 @@
+"""Query variants of an image's PDQ: find listed images behind borders, mirrors, rotations and crops.
+
+PDQ compares one hash per image, so trivial edits evade it: a border, letterboxing, a mirror image
+or a quarter turn move the hash by ~100 bits. Instead of asking contributors for more hashes, the
+scanner hashes a few versions of the upload that undo the likely edit and queries them all:
+
+    from hashhub.variants import query_variants, match_variants, VariantOptions
+    variants = query_variants(image)            # PIL image (a reduced decode is fine), or a numpy array
+    variants[0]                                 # Variant("plain", pdq, quality): the untouched image
+    for name, ids, distances in match_variants(variants, pdq_index):
+        ...                                     # each listed id once, under the variant that found it
+
+Variant names (what a match reports, and what `VariantOptions` and the policy file refer to):
+
+    plain                 the untouched image; computed first, always present
+    trimmed               uniform margins removed (borders, letterbox, pillarbox; see media.trim)
+    mirror, flipv         the upload is the listed image flipped left-right / top-bottom
+    rot90, rot180, rot270 the upload is the listed image turned clockwise by that many degrees
+    transpose, transverse the upload is mirrored about its main / other diagonal
+    pad3, pad6            the upload is the listed image with N% of its width and height cropped off
+                          (N/2 % a side); the variant restores the lost margin from the edge pixels
+
+Cost: the plain hash reads the decoded image at the size the decoder gave; every other variant is
+computed from one copy of it box-reduced to about `WORK_SIDE` pixels on its shorter side, where a
+PDQ takes a fraction of a millisecond. Flips need the flipped pixels decimated (PDQ samples its 64
+points asymmetrically, so permuting the DCT of the unflipped image, as Meta's `dihedral` helpers
+do, is 5-18 bits off and loses matches), but only along the two axes: the four axis-flip
+combinations are four decimations of the small copy, and the transposed four are those transposed.
+
+False matches: every extra query is another chance to hit an unrelated listed image, so variants
+match within their own radius (`DEFAULT_RADII`, chosen by measuring every corpus photo's variants
+against all other photos; see benchmarks/detection.py and the README).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import NamedTuple
+
+import numpy as np
+from PIL import Image
+
+from hashhub.media.image import FULL_SIZE_KEY
+from hashhub.media.trim import find_content
+from hashhub.signals import pdq_hasher
+from hashhub.signals.pdq import MATCH_THRESHOLD, MIN_QUALITY
+
+PLAIN = "plain"
+TRIMMED = "trimmed"
+#: name -> (flip rows, flip columns, transpose) applied to the upload to undo the edit. Turning the
+#: listed image clockwise by 90 degrees is undone by reversing the upload's columns and transposing.
+DIHEDRAL: dict[str, tuple[bool, bool, bool]] = {
+    "mirror": (False, True, False),
+    "flipv": (True, False, False),
+    "rot180": (True, True, False),
+    "rot90": (False, True, True),
+    "rot270": (True, False, True),
+    "transpose": (False, False, True),
+    "transverse": (True, True, True),
+}
+#: name -> share of width and height cropped off (half a side) that the variant restores.
+CROPS: dict[str, float] = {"pad3": 0.03, "pad6": 0.06}
+#: Every variant name, in the order variants are computed, reported and preferred on ties.
+VARIANT_NAMES: tuple[str, ...] = (PLAIN, TRIMMED, *DIHEDRAL, *CROPS)
+#: Names the policy file may use for several variants at once.
+GROUPS: dict[str, tuple[str, ...]] = {
+    "all": VARIANT_NAMES[1:],
+    "none": (),
+    "borders": (TRIMMED,),
+    "mirrors": ("mirror", "flipv", "transpose", "transverse"),
+    "rotations": ("rot90", "rot180", "rot270"),
+    "dihedral": tuple(DIHEDRAL),
+    "crops": tuple(CROPS),
+}
+#: Hamming radius per non-plain variant (plain keeps PDQ's 31), chosen by measurement on the corpus
+#: (benchmarks/detection.py): below the nearest UNRELATED photo each kind reached and above what
+#: the edits need. Trimmed: an object on a plain background trimmed to its outline looks like other
+#: such objects (nearest unrelated photo at 22), while a correct trim lands within a few bits.
+#: Crop pads: an edge-filled margin is a guess, so true matches spread to ~28 (nearest unrelated
+#: at 32). Flips and turns: computed exactly, nearest unrelated photo at 58.
+DEFAULT_RADII: Mapping[str, int] = MappingProxyType(
+    {TRIMMED: 20, **dict.fromkeys(DIHEDRAL, MATCH_THRESHOLD), **dict.fromkeys(CROPS, 28)}
+)
+#: Shorter side of the reduced copy variants are computed from.
+WORK_SIDE = 256
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    """One query: a PDQ hash (64 hex) of a version of the upload, and its quality 0-100."""
+
+    name: str
+    pdq: str
+    quality: int
+
+
+@dataclass(frozen=True)
+class VariantOptions:
+    """Which variants to compute and match, and how close each non-plain variant must be.
+
+    `enabled` holds variant names (`VARIANT_NAMES`); "plain" is always computed whatever it says.
+    `radii` overrides `DEFAULT_RADII` per variant name. Build one from the policy's words with
+    `VariantOptions.from_names(["borders", "mirror", ...])`.
+    """
+
+    enabled: frozenset[str] = field(default_factory=lambda: frozenset(VARIANT_NAMES))
+    radii: Mapping[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _check_names(self.enabled)
+        _check_names(self.radii)
+        for name, radius in self.radii.items():
+            if isinstance(radius, bool) or not isinstance(radius, int) or not 0 <= radius <= 256:
+                raise ValueError(f"radius for variant {name!r} must be an integer 0-256, got {radius!r}")
+
+    @classmethod
+    def from_names(cls, names: Iterable[str], *, radii: Mapping[str, int] | None = None) -> VariantOptions:
+        """Options from variant names and group names ("all", "none", "borders", "mirrors",
+        "rotations", "dihedral", "crops"), case-insensitive; raises ValueError naming a bad one."""
+        if isinstance(names, str):
+            names = names.split(",")
+        chosen = {PLAIN}
+        for raw in names:
+            name = raw.strip().lower()
+            if name:
+                chosen.update(GROUPS.get(name, (name,)))
+        return cls(frozenset(chosen), dict(radii or {}))
+
+    def wants(self, name: str) -> bool:
+        return name == PLAIN or name in self.enabled
+
+    def radius(self, name: str, plain: int = MATCH_THRESHOLD) -> int:
+        """The Hamming radius a match through variant `name` must be within."""
+        if name == PLAIN:
+            return plain
+        return self.radii.get(name, DEFAULT_RADII[name])
+
+
+def _check_names(names: Iterable[str]) -> None:
+    unknown = set(names) - set(VARIANT_NAMES)
+    if unknown:
+        raise ValueError(
+            f"unknown variant name(s) {', '.join(sorted(unknown))}; choose from "
+            f"{', '.join(VARIANT_NAMES)} or the groups {', '.join(GROUPS)}"
+        )
+
+
+PLAIN_ONLY = VariantOptions(frozenset({PLAIN}))
+
+
+class VariantMatch(NamedTuple):
+    """The listed ids one variant found (those no earlier or closer variant found), nearest first."""
+
+    variant: str
+    ids: np.ndarray
+    distances: np.ndarray
+
+
+Source = Image.Image | np.ndarray
+
+
+def query_variants(
+    source: Source,
+    *,
+    options: VariantOptions | None = None,
+    full_shape: tuple[int, int] | None = None,
+) -> list[Variant]:
+    """The plain PDQ of `source`, then each enabled variant's, in `VARIANT_NAMES` order.
+
+    `source`: a PIL image ("L" or any colour mode; a reduced decode carries its full size in
+    `image.info`, see `media.open_image`), a 2-D luma array (0-255) or an H x W x 3 RGB array.
+    `full_shape` (rows, columns): the image's size before a reduced decode, for arrays.
+    "trimmed" is only present when the image had margins to trim, and may appear up to three
+    times: the margin can run into a background of its colour, so `media.trim` gives guesses.
+    """
+    options = options or VariantOptions()
+    luma, full_shape = _luma(source, full_shape)
+    plain = pdq_hasher.hash_luma(luma, full_shape)
+    variants = [Variant(PLAIN, plain.hash, plain.quality)]
+    if options.enabled <= {PLAIN}:
+        return variants
+    work = _Work.of(luma, full_shape)
+    if options.wants(TRIMMED):
+        found = find_content(work.pixels)
+        variants.extend(work.hashed(TRIMMED, found.apply(work.pixels, box)) for box in found.boxes)
+    wanted = [name for name in DIHEDRAL if options.wants(name)]
+    if wanted:
+        variants.extend(work.dihedral(wanted))
+    for name, cropped in CROPS.items():
+        if options.wants(name):
+            variants.append(work.hashed(name, _pad_back(work.pixels, cropped)))
+    return variants
+
+
+def match_variants(
+    variants: Sequence[Variant],
+    pdq_index: object,
+    radius: int = MATCH_THRESHOLD,
+    *,
+    options: VariantOptions | None = None,
+) -> list[VariantMatch]:
+    """Search every usable variant in ONE `pdq_index.search` call; report each listed id once.
+
+    `radius` applies to the plain hash, `options.radius(name)` (default `DEFAULT_RADII`) to the
+    others; variants `options` does not enable are skipped. An id found by several
+    variants is reported under the nearest; on equal distance the earlier variant (plain first)
+    wins. Variants whose quality is below PDQ's minimum are not searched (too flat to tell apart).
+    """
+    options = options or VariantOptions()
+    usable = [v for v in variants if v.quality >= MIN_QUALITY and options.wants(v.name)]
+    if not usable:
+        return []
+    codes = np.frombuffer(b"".join(bytes.fromhex(v.pdq) for v in usable), dtype=np.uint8).reshape(-1, 32)
+    limits = [options.radius(v.name, radius) for v in usable]
+    results = pdq_index.search(codes, radius=max(limits))  # type: ignore[attr-defined]
+    best: dict[int, tuple[int, int]] = {}  # id -> (distance, variant position)
+    for position, ((ids, distances), limit) in enumerate(zip(results, limits, strict=True)):
+        for listed, distance in zip(ids.tolist(), distances.tolist(), strict=True):
+            if distance <= limit and (distance, position) < best.get(listed, (257, 0)):
+                best[listed] = (distance, position)
+    found: dict[int, list[tuple[int, int]]] = {}
+    for listed, (distance, position) in best.items():
+        found.setdefault(position, []).append((distance, listed))
+    matches = []
+    for position in sorted(found):
+        pairs = sorted(found[position])
+        matches.append(
+            VariantMatch(
+                usable[position].name,
+                np.array([listed for _, listed in pairs], dtype=np.int64),
+                np.array([distance for distance, _ in pairs], dtype=np.int32),
+            )
+        )
+    return matches
+
+
+def _luma(source: Source, full_shape: tuple[int, int] | None) -> tuple[np.ndarray, tuple[int, int] | None]:
+    if isinstance(source, Image.Image):
+        full_size = source.info.get(FULL_SIZE_KEY)
+        if full_size and full_shape is None:
+            full_shape = (full_size[1], full_size[0])
+        if source.mode != "L":
+            source = source.convert("RGB")
+        source = np.asarray(source)
+    array = np.asarray(source)
+    if array.ndim == 3:
+        return pdq_hasher.luma_from_rgb(array.astype(np.float32)), full_shape
+    if array.ndim != 2:
+        raise ValueError(f"expected a 2-D luma or H x W x 3 RGB array, got shape {array.shape}")
+    return array, full_shape
+
+
+@dataclass(frozen=True)
+class _Work:
+    """The small copy variants are computed from, and how many original pixels each pixel holds.
+
+    PDQ filters with a window that grows with the image, so a hash of the small copy is only close
+    to the full-size hash when it is computed with the full-size filter folded onto the copy's
+    pixels (`pdq_hasher.decimate`'s `full_shape`); without it, flips of a 768 px photo reduced by 2
+    were measured 20 bits off.
+    """
+
+    pixels: np.ndarray
+    scale: tuple[int, int]
+
+    @classmethod
+    def of(cls, luma: np.ndarray, full_shape: tuple[int, int] | None) -> _Work:
+        """Box-average `luma` by the largest integer factor keeping its shorter side >= WORK_SIDE."""
+        image = np.asarray(luma, dtype=np.float32)
+        factor = min(image.shape) // WORK_SIDE
+        if factor >= 2:
+            rows, cols = (-(-n // factor) * factor for n in image.shape)
+            # Repeat edge pixels up to whole blocks rather than drop them: flips stay aligned.
+            image = np.pad(image, ((0, rows - image.shape[0]), (0, cols - image.shape[1])), mode="edge")
+            image = image.reshape(rows // factor, factor, cols // factor, factor).mean(axis=(1, 3))
+        full = full_shape or luma.shape
+        scale = (max(round(full[0] / image.shape[0]), 1), max(round(full[1] / image.shape[1]), 1))
+        return cls(image, scale)
+
+    def full_shape(self, array: np.ndarray) -> tuple[int, int] | None:
+        """The size `array` (cut from or shaped like `pixels`) stands for in original pixels."""
+        if self.scale == (1, 1):
+            return None
+        return array.shape[0] * self.scale[0], array.shape[1] * self.scale[1]
+
+    def hashed(self, name: str, array: np.ndarray) -> Variant:
+        result = pdq_hasher.hash_luma(array, self.full_shape(array))
+        return Variant(name, result.hash, result.quality)
+
+    def dihedral(self, names: list[str]) -> list[Variant]:
+        """Hashes of the flipped/turned upload: one decimation per axis flip, transposes for free.
+
+        PDQ's decimation of a transposed image is the transpose of the image's decimation (each
+        axis has its own, size-dependent filter), so only the row/column reversals need pixels.
+        """
+        decimated: dict[tuple[bool, bool], np.ndarray] = {}
+        variants = []
+        for name in names:
+            flip_rows, flip_cols, transpose = DIHEDRAL[name]
+            key = (flip_rows, flip_cols)
+            if key not in decimated:
+                view = np.ascontiguousarray(self.pixels[:: -1 if flip_rows else 1, :: -1 if flip_cols else 1])
+                decimated[key] = pdq_hasher.decimate(view, self.full_shape(view))
+            small = decimated[key].T if transpose else decimated[key]
+            variants.append(
+                Variant(name, pdq_hasher.bits_to_hex(pdq_hasher.dct16(small)), pdq_hasher.quality(small))
+            )
+        return variants
+
+
+def _pad_back(work: np.ndarray, cropped: float) -> np.ndarray:
+    """`work` as it would look before losing `cropped` of each dimension, at `work`'s own size:
+    shrunk by (1 - cropped), then padded back by repeating its edge pixels.
+
+    Shrinking rather than only padding keeps the array's shape, so PDQ reuses the filters it built
+    for the plain hash instead of building two more for every image (the costly part).
+    """
+    rows, cols = work.shape
+    pad_rows, pad_cols = round(rows * cropped / 2), round(cols * cropped / 2)
+    inner = (cols - 2 * pad_cols, rows - 2 * pad_rows)
+    shrunk = np.asarray(Image.fromarray(work, mode="F").resize(inner, Image.Resampling.BILINEAR))
+    return np.pad(shrunk, ((pad_rows, pad_rows), (pad_cols, pad_cols)), mode="edge")
