@@ -36,6 +36,9 @@ def create_app(runtime: AgentRuntime, *, background_sync: bool = True) -> FastAP
     app = FastAPI(title="hashhub agent", version="1", lifespan=lifespan)
     app.state.runtime = runtime
     app.include_router(api_router)
+    from hashhub.web import agent_views  # the browser UI builds on the agent, so it is imported here, late
+
+    agent_views.mount(app)
 
     @app.get("/healthz", tags=["status"])
     def healthz() -> dict[str, Any]:

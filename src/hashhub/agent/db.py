@@ -42,7 +42,8 @@ def normalise_url(url: str) -> str:
 
 
 def _json(value: Any) -> str:
-    # orjson: the JSON columns are most of the cost of writing a large snapshot.
+    # orjson both ways: JSON columns are most of the cost of writing a large snapshot and of
+    # loading a large store into memory.
     return orjson.dumps(value).decode()
 
 
@@ -51,7 +52,7 @@ def open_engine(url: str) -> Engine:
     try:
         normalised = normalise_url(url)
         make_url(normalised)
-        engine = db.create_engine(normalised, json_serializer=_json)
+        engine = db.create_engine(normalised, json_serializer=_json, json_deserializer=orjson.loads)
     except (ArgumentError, ValueError) as exc:
         raise StoreError(f"{url!r} is not a database URL or path: {exc}") from None
     except ImportError as exc:

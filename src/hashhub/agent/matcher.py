@@ -125,12 +125,13 @@ class Matcher:
         pdq_values: list[str] = []
         exact: dict[str, tuple[list[int], list[bytes]]] = {}
         videos: list[tuple[int, str]] = []
+        kinds: dict[str, str] = {}
         for it in items:
             if it.status == DELETED:
                 continue
             indexed: list[str] = []
             for name, value in it.fingerprints.items():
-                kind = signals.get(name).index_kind
+                kind = kinds.get(name) or kinds.setdefault(name, signals.get(name).index_kind)
                 if name == PdqSignal.name:
                     pdq_ids.append(it.pk)
                     pdq_values.append(value)

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, delete, func, insert, select, update
+import orjson
+from sqlalchemy import Engine, Text, bindparam, delete, func, insert, select, type_coerce, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from hashhub import db
@@ -266,8 +267,10 @@ class Store:
                 Item.hub_id,
                 Item.item_id,
                 Item.list_name,
-                Item.contributors,
-                Item.classification,
+                # Raw JSON text: a million items share a handful of distinct values, so each is
+                # decoded once and shared (memory and load time), see `shared` below.
+                type_coerce(Item.contributors, Text),
+                type_coerce(Item.classification, Text),
                 Item.verifications,
                 Item.status,
                 Item.rev,
@@ -282,6 +285,17 @@ class Store:
             query = query.where(Item.status != DELETED)
         items: list[StoredItem] = []
         newest = rev
+        decoded: dict[str | None, Any] = {}
+
+        def shared(raw: Any, empty: Any) -> Any:
+            if not isinstance(raw, str):  # PostgreSQL's driver hands JSON over already decoded
+                return empty if raw is None else tuple(raw) if isinstance(raw, list) else raw
+            value = decoded.get(raw)
+            if value is None:
+                loaded = orjson.loads(raw) if raw else empty
+                value = decoded[raw] = tuple(loaded) if isinstance(loaded, list) else loaded
+            return value
+
         with db.read(self.engine, snapshot=True) as conn:
             current: StoredItem | None = None
             for row in conn.execute(query):
@@ -292,14 +306,14 @@ class Store:
                         hub_id=hub_id,
                         item_id=item_id,
                         list_name=list_name,
-                        contributors=tuple(contributors or ()),
-                        classification=cls or {},
+                        contributors=shared(contributors, ()),
+                        classification=shared(cls, {}),
                         verifications=verifs,
                         status=status,
                         fingerprints={},
                     )
                     items.append(current)
-                    newest = max(newest, item_rev)
+                    newest = item_rev if item_rev > newest else newest
                 if sig is not None:
                     current.fingerprints[sig] = val
         return newest, items
