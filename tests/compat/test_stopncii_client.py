@@ -122,6 +122,28 @@ def test_feedback_becomes_hub_feedback_and_comes_back_in_records(fresh: World) -
     assert theirs[image, docs[a]["fingerprints"]["pdq"]].CSPFeedbacks == []
 
 
+def test_contributors_submit_hashes_with_the_stock_client(fresh: World) -> None:
+    key = fresh.keys["iwf"]
+    api = stopncii.StopNCIIAPI(
+        key,
+        key,
+        additional_function_keys={stopncii.StopNCIIEndpoint.SubmitHashes: key},
+        base_url_override=fresh.url + "/compat/stopncii/v1",
+    )
+    pdq = pdq_of("submitted")
+    api.submit_hash(stopncii.StopNCIISignalType.ImagePDQ, pdq, tags={"industry:A2"})
+    api.submit_hash(stopncii.StopNCIISignalType.ImagePDQ, pdq, tags={"industry:A2"})  # idempotent
+    with pytest.raises(Exception, match="422"):
+        api.submit_hash(stopncii.StopNCIISignalType.ImagePDQ, pdq_of("no grade"))
+
+    records, _ = fetch_all(client_for(fresh.url, fresh.keys["plat"]))
+    (record,) = records.values()
+    assert (record.hashValue, record.hashStatus) == (pdq, stopncii.StopNCIICaseStatus.Active)
+    (item_id,) = record.caseNumbers
+    doc = fresh.client("plat").get(f"/api/v1/items/{item_id}").json()
+    assert doc["classification"] == {"scheme": "industry", "value": "A2"} and doc["contributor"] == "iwf"
+
+
 @pytest.mark.parametrize(
     ("method", "path", "headers", "body", "status"),
     [
@@ -129,6 +151,20 @@ def test_feedback_becomes_hub_feedback_and_comes_back_in_records(fresh: World) -
         ("GET", "/FetchHashes", {"x-functions-key": "hh_000000000000_nope"}, None, 401),
         ("GET", "/FetchHashes?nextPageToken=forged", "plat", None, 422),
         ("GET", "/FetchHashes?pageSize=0", "plat", None, 422),
+        (
+            "POST",
+            "/SubmitHashes",
+            "plat",
+            {"hashRecords": [{"signalType": "ImagePDQ", "hashValue": "0" * 64}]},
+            403,
+        ),
+        (
+            "POST",
+            "/SubmitHashes",
+            "ncmec",
+            {"hashRecords": [{"signalType": "ImagePDQ", "hashValue": "0" * 64}]},
+            422,
+        ),
         ("GET", "/FetchHashes", "iwf", None, 403),
         ("POST", "/SubmitFeedback", "plat", {"count": 0, "hashFeedbacks": []}, 422),
         (

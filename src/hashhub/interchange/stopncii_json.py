@@ -3,7 +3,8 @@
 A record is a hash, not an item: reading makes one item per live record (`hashStatus` neither
 `Withdrawn` nor `Deleted`), its external id `<signalType>:<hash>` so importing the same file twice
 changes nothing. StopNCII records carry no classification: a record may hold one in an extra
-`classification` field (hashhub writes it), otherwise the importer's default applies. Writing makes
+`classification` field (hashhub writes it) or as a `scheme:value` tag in its CSP feedback, otherwise
+the importer's default applies (`stopncii.item_of`, shared with `POST /SubmitHashes`). Writing makes
 one record per hash with every item holding it as a case.
 """
 
@@ -18,32 +19,7 @@ from hashhub.hub.compat import stopncii
 from hashhub.hub.compat.entries import Entry
 from hashhub.interchange.errors import FormatError
 
-_CONTENT = {kind: content for (content, _), kind in stopncii.SIGNAL_TYPES.items()}
-_SIGNAL = {kind: signal for (_, signal), kind in stopncii.SIGNAL_TYPES.items()}
-_GONE = {"Withdrawn", "Deleted"}
 MAX_BYTES = 2 * 1024**3
-
-
-def _kind(value: object) -> str:
-    # python-threatexchange's client writes `StopNCIISignalType.ImagePDQ`: accept that spelling too.
-    return str(value or "").rpartition(".")[2]
-
-
-def item_of(record: dict[str, Any], default: dict[str, str] | None) -> dict[str, Any] | str:
-    """The item for one record, or a message saying why it cannot be one."""
-    kind = _kind(record.get("signalType"))
-    if kind not in _SIGNAL:
-        return f"signalType {kind!r} has no hub form (use one of {', '.join(_SIGNAL)})"
-    grade = record.get("classification") or default
-    if not grade:
-        return "the record has no classification; give a default (--classification scheme:value)"
-    value = record.get("hashValue")
-    return {
-        "external_id": f"{kind}:{value}",
-        "content_type": _CONTENT[kind],
-        "classification": grade,
-        "fingerprints": {_SIGNAL[kind]: value},
-    }
 
 
 def read(stream: BinaryIO, default: dict[str, str] | None = None) -> Iterator[object]:
@@ -61,8 +37,8 @@ def read(stream: BinaryIO, default: dict[str, str] | None = None) -> Iterator[ob
     for record in records:
         if not isinstance(record, dict):
             yield "a hash record must be a JSON object"
-        elif _kind(record.get("hashStatus")) not in _GONE:
-            yield item_of(record, default)
+        elif not stopncii.is_gone(record):
+            yield stopncii.item_of(record, default)
 
 
 def write(entries: Iterable[Entry], out: IO[bytes]) -> int:

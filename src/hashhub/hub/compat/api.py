@@ -200,6 +200,16 @@ def stopncii_feedback(body: HashFeedbacksIn, hub: HubDep, caller: StopnciiCaller
     return json_response(stopncii.submit_feedback(hub, caller, lists, body.hashFeedbacks))
 
 
+class HashRecordsIn(BaseModel):
+    count: int | None = None
+    hashRecords: list[dict[str, Any]] = Field(min_length=1, max_length=10_000)
+
+
+@stopncii_router.post("/SubmitHashes", summary="Hash records as items (contributors)")
+def stopncii_hashes(body: HashRecordsIn, hub: HubDep, caller: StopnciiCaller, scope: Scope) -> Response:
+    return json_response(stopncii.submit_hashes(hub, caller, scope, body.hashRecords))
+
+
 def include(app: FastAPI) -> None:
     """Mount both protocols, over all readable lists and per list."""
     for prefix in NCMEC_PREFIXES:

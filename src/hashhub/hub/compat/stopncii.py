@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hashhub import signals
-from hashhub.hub import auth, feedback
+from hashhub.hub import auth, feedback, ingest, orgs
 from hashhub.hub.compat.entries import Entry, Page, Vote, Window, load_votes
 from hashhub.hub.core import Hub
 from hashhub.hub.errors import Invalid, NotFound
@@ -45,6 +45,8 @@ FEEDBACK_VALUES = (
     "Withdrawn",
     "Deleted",
 )
+_CONTENT = {kind: content for (content, _), kind in SIGNAL_TYPES.items()}
+_GONE = {"Withdrawn", "Deleted"}
 _TOKEN = re.compile(r"^v1\.(-?\d{1,12})\.(-?\d{1,12})\.(\d{1,19})$")
 
 
@@ -181,3 +183,66 @@ def submit_feedback(
         plan.extend((item_id, verdict, reason, note) for item_id in targets)
     results = [feedback.give_feedback(hub, principal, i, v, r, n) for i, v, r, n in plan]
     return {"accepted": len(rows) - ignored, "ignored": ignored, "items": results}
+
+
+def kind_of(value: object) -> str:
+    """A signalType or status name; python-threatexchange writes `StopNCIISignalType.ImagePDQ`."""
+    return str(value or "").rpartition(".")[2]
+
+
+def is_gone(record: dict[str, Any]) -> bool:
+    return kind_of(record.get("hashStatus")) in _GONE
+
+
+def _grade_from_tags(record: dict[str, Any]) -> dict[str, str] | None:
+    for fb in record.get("CSPFeedbacks") or []:
+        for tag in (fb.get("tags") or []) if isinstance(fb, dict) else []:
+            scheme, sep, value = str(tag).partition(":")
+            if sep and scheme and value:
+                return {"scheme": scheme, "value": value}
+    return None
+
+
+def item_of(record: dict[str, Any], default: dict[str, str] | None = None) -> dict[str, Any] | str:
+    """The hub item for one hash record, or a message saying why it cannot be one.
+
+    StopNCII records carry no grade: it comes from a `classification` object on the record, else a
+    `scheme:value` tag in its CSP feedback (how the stock client can send one), else `default`.
+    """
+    kind = kind_of(record.get("signalType"))
+    if kind not in _HUB_SIGNAL:
+        return f"signalType {kind!r} has no hub form (use one of {', '.join(_HUB_SIGNAL)})"
+    grade = record.get("classification") or _grade_from_tags(record) or default
+    if not grade:
+        return "the record has no classification (add a 'scheme:value' tag such as industry:A1)"
+    value = record.get("hashValue")
+    return {
+        "external_id": f"{kind}:{value}",
+        "content_type": _CONTENT[kind],
+        "classification": grade,
+        "fingerprints": {_HUB_SIGNAL[kind]: value},
+    }
+
+
+def submit_hashes(
+    hub: Hub, principal: auth.Principal, list_name: str | None, records: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Hash records from a contributor become items (all or none), idempotent per (type, hash)."""
+    principal.require("contributor")
+    if list_name is None:
+        writable = sorted(orgs.writable_lists(hub.engine, principal).values())
+        if len(writable) != 1:
+            raise Invalid(
+                f"Organisation {principal.org!r} may write to {len(writable)} lists; submit to one by "
+                "its own address, /compat/stopncii/lists/<list>/v1/SubmitHashes."
+            )
+        list_name = writable[0]
+    live = [r for r in records if not is_gone(r)]
+    rows = [item_of(r) for r in live]
+    bad = [{"index": i, "error": row} for i, row in enumerate(rows) if isinstance(row, str)]
+    if bad:
+        raise Invalid(
+            f"{len(bad)} of {len(rows)} hash records cannot be items; none were written.", rejected=bad
+        )
+    result = ingest.submit(hub, principal, list_name, rows, actor=f"{principal.org} (StopNCII)")
+    return {"accepted": result["accepted"], "items": result["items"], "skipped": len(records) - len(live)}
