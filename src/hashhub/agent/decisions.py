@@ -9,10 +9,12 @@ matched file the same transaction writes the decision, a review entry (`review`)
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from hashhub.agent import outbox, reports
-from hashhub.agent.models import Decision, Review, utcnow
+from sqlalchemy import insert
+
+from hashhub.agent import reports
+from hashhub.agent.models import Decision, Outbox, Review, utcnow
 from hashhub.agent.store import Store
 
 if TYPE_CHECKING:
@@ -20,41 +22,59 @@ if TYPE_CHECKING:
 
 
 def record(store: Store, results: Sequence[ScanResult], source: str) -> None:
+    """Record the matched files among `results` and set their decision/review/report ids."""
     matched = [r for r in results if r.matched]
     if not matched:
         return
+    # Core statements, not ORM flushes: a backlog scan records thousands of rows per minute.
+    decisions, reviews, outbox_rows = Decision.__table__, Review.__table__, Outbox.__table__
+    hits: list[dict[str, Any]] = []
     with store.writing() as s:
         for result in matched:
-            body = result.as_dict()
             decision = Decision(
                 source=source,
                 file=result.file,
                 hashes=result.hashes,
-                matches=body["matches"],
+                matches=result.as_dict()["matches"],
                 action=result.action,
                 rule=result.verdict.rule,
                 created_at=utcnow(),
             )
-            s.add(decision)
-            s.flush()
+            values = {
+                c: getattr(decision, c) for c in ("source", "file", "hashes", "matches", "action", "rule")
+            }
+            decision.id = s.execute(
+                insert(decisions).returning(decisions.c.id), {**values, "created_at": decision.created_at}
+            ).scalar_one()
             result.decision_id = decision.id
             if result.action == "review":
-                review = Review(decision_id=decision.id, status="pending")
-                s.add(review)
-                s.flush()
-                result.review_id = review.id
-            elif result.action == "block_and_report":
-                result.report_id = reports.draft(s, decision, viewed=False).id
-            for m in result.matches:
-                outbox.queue(
-                    s,
-                    m.hub_id,
-                    "hit",
-                    m.meta.item_id,
+                result.review_id = s.execute(
+                    insert(reviews).returning(reviews.c.id),
                     {
+                        "decision_id": decision.id,
+                        "status": "pending",
+                        "viewed": False,
+                        "created_at": utcnow(),
+                    },
+                ).scalar_one()
+            elif result.action == "block_and_report":
+                result.report_id = reports.insert_draft(s, decision, viewed=False)
+            at = decision.created_at.isoformat()
+            hits.extend(
+                {
+                    "hub_id": m.hub_id,
+                    "kind": "hit",
+                    "item_id": m.meta.item_id,
+                    "payload": {
                         "signal": m.signal,
                         "distance": m.distance,
                         "action": result.action,
-                        "at": decision.created_at.isoformat(),
+                        "at": at,
                     },
-                )
+                    "created_at": decision.created_at,
+                    "attempts": 0,
+                }
+                for m in result.matches
+            )
+        if hits:
+            s.execute(insert(outbox_rows), hits)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from hashhub.agent.models import Decision, Report, Review, utcnow
@@ -86,9 +86,14 @@ def draft(s: Session, decision: Decision, *, viewed: bool, review: Review | None
     else:
         report.draft = body
     s.flush()
-    body["id"] = report.id
-    report.draft = body
     return report
+
+
+def insert_draft(s: Session, decision: Decision, *, viewed: bool) -> int:
+    """The draft for a decision just recorded (so it has none yet); returns the report id."""
+    table = Report.__table__
+    row = {"decision_id": decision.id, "draft": build(decision, viewed=viewed), "created_at": utcnow()}
+    return s.execute(insert(table).returning(table.c.id), row).scalar_one()
 
 
 def _public(report: Report) -> dict[str, Any]:
