@@ -16,6 +16,16 @@ from tests.compat.conftest import Listed
 from tests.hub.conftest import World, item
 
 
+@pytest.fixture(autouse=True)
+def utc(monkeypatch: pytest.MonkeyPatch) -> t.Iterator[None]:
+    """The NCMEC client writes local time with a 'Z' (see the README): run it in UTC, as users must."""
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
 def client_for(url: str, org: str, key: str, list_name: str | None = None) -> ncmec.NCMECHashAPI:
     """The stock client: built for an NCMEC environment, then pointed at the hub (as documented)."""
     api = ncmec.NCMECHashAPI(org, key, ncmec.NCMECEnvironment.test_NGO)

@@ -20,6 +20,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from hashhub import signals
 from hashhub.hub import auth, feedback, ingest, orgs
 from hashhub.hub.compat.entries import Entry, Page, Vote, Window, load_votes
@@ -131,14 +133,20 @@ def live_items(
     hub: Hub, readable: dict[int, str], keys: list[tuple[str, str]]
 ) -> dict[tuple[str, str], list[int]]:
     """Live items in readable lists holding exactly each (StopNCII type, hash), from the hub's pool."""
-    out: dict[tuple[str, str], list[int]] = {}
-    lists = set(readable)
+    found: list[tuple[tuple[str, str], np.ndarray]] = []
     with hub.pool.lock:
-        for kind in {k for k, _ in keys}:
+        for kind in sorted({k for k, _ in keys}):
             values = [v for k, v in keys if k == kind]
-            for value, (ids, _) in zip(values, hub.pool.near(_HUB_SIGNAL[kind], values, 0), strict=True):
-                keep = hub.pool.readable_live(ids, lists) if len(ids) else []
-                out[kind, value] = sorted(int(i) for i in ids[keep]) if len(ids) else []
+            hits = hub.pool.near(_HUB_SIGNAL[kind], values, 0)
+            found.extend(((kind, v), ids) for v, (ids, _) in zip(values, hits, strict=True))
+        every = np.concatenate([ids for _, ids in found]) if found else np.empty(0, np.int64)
+        keep = hub.pool.readable_live(every, set(readable)) if len(every) else np.empty(0, bool)
+    out: dict[tuple[str, str], list[int]] = {}
+    at = 0
+    for key, ids in found:  # one mask for the page, split back per hash
+        mask = keep[at : at + len(ids)]
+        out[key] = sorted(int(i) for i in ids[mask])
+        at += len(ids)
     return out
 
 
