@@ -44,9 +44,11 @@ def write(
         specs.append({"name": name, "dtype": a.dtype.str, "shape": list(a.shape), "offset": 0})
     header_len = _aligned(len(json.dumps({"meta": meta, "arrays": specs})) + 32 * len(specs) + 64)
     offset = _aligned(_PREFIX.size + header_len)
+    end = offset
     for spec, (_, a) in zip(specs, body, strict=True):
         spec["offset"] = offset
-        offset = _aligned(offset + a.nbytes)
+        end = offset + a.nbytes
+        offset = _aligned(end)
     header = json.dumps({"meta": meta, "arrays": specs}).encode()
     assert len(header) <= header_len
     target = Path(path)
@@ -61,7 +63,7 @@ def write(
                 flat = a.reshape(-1).view(np.uint8)
                 for start in range(0, flat.size, 1 << 26):
                     f.write(flat[start : start + (1 << 26)].data)
-            f.truncate(offset)
+            f.truncate(end)
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)

@@ -51,3 +51,22 @@ def last_wins(ids: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray
     uniq, first_in_rev = np.unique(rev_ids, return_index=True)
     keep = ids.shape[0] - 1 - first_in_rev
     return uniq, rows[keep]
+
+
+def merge(
+    a_ids: np.ndarray, a_codes: np.ndarray, b_ids: np.ndarray, b_codes: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Two id-sorted runs of (id, row) with no id in common merged into one in O(n): the small run is
+    slotted into the big one, which is never re-sorted."""
+    k = b_ids.shape[0]
+    if k == 0:
+        return a_ids, a_codes
+    total = a_ids.shape[0] + k
+    at = np.searchsorted(a_ids, b_ids) + np.arange(k)
+    from_b = np.zeros(total, bool)
+    from_b[at] = True
+    ids = np.empty(total, np.int64)
+    codes = np.empty((total, *b_codes.shape[1:]), b_codes.dtype)
+    ids[at], codes[at] = b_ids, b_codes
+    ids[~from_b], codes[~from_b] = a_ids, a_codes
+    return ids, codes

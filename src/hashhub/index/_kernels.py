@@ -295,11 +295,27 @@ def multi_index_search(
     return qs[:found], rs[:found], ds[:found]
 
 
-@njit(cache=True, nogil=True)
-def euclidean_scan(vectors, alive, lo, hi, queries, threshold_sq):  # type: ignore[no-untyped-def]
-    """Brute force L2 over rows [lo, hi) of uint8 vectors; squared distances stay exact in int64."""
-    nq = queries.shape[0]
+@njit(nogil=True, inline="never")
+def _next_near(vectors, alive, i, stop, queries, q, limit):  # type: ignore[no-untyped-def]
+    """First live row >= i (or `stop`) within squared distance `limit` of query q, and that distance."""
     dim = vectors.shape[1]
+    while i < stop:
+        if alive[i] != 0:
+            acc = 0
+            for c in range(dim):
+                diff = np.int32(vectors[i, c]) - np.int32(queries[q, c])
+                acc += diff * diff
+            if acc <= limit:
+                return i, acc
+        i += 1
+    return stop, 0
+
+
+@njit(cache=True, nogil=True)
+def euclidean_scan(vectors, alive, lo, hi, queries, limit):  # type: ignore[no-untyped-def]
+    """Brute force L2 over rows [lo, hi) of uint8 vectors: (query, row, distance) for every live row
+    within squared distance `limit` (integers, so the comparison is exact), in blocks kept in cache."""
+    nq = queries.shape[0]
     qs = np.empty(64, np.int64)
     rs = np.empty(64, np.int64)
     ds = np.empty(64, np.float32)
@@ -308,22 +324,18 @@ def euclidean_scan(vectors, alive, lo, hi, queries, threshold_sq):  # type: igno
     for start in range(lo, hi, block):
         stop = min(start + block, hi)
         for q in range(nq):
-            qv = queries[q]
-            for i in range(start, stop):
-                if alive[i] == 0:
-                    continue
-                v = vectors[i]
-                acc = 0
-                for c in range(dim):
-                    diff = np.int32(v[c]) - np.int32(qv[c])
-                    acc += diff * diff
-                if acc <= threshold_sq:
-                    if m == qs.shape[0]:
-                        qs, rs, ds = _grow(qs, rs, ds)
-                    qs[m] = q
-                    rs[m] = i
-                    ds[m] = np.sqrt(np.float64(acc))
-                    m += 1
+            i = start
+            while True:
+                i, acc = _next_near(vectors, alive, i, stop, queries, q, limit)
+                if i >= stop:
+                    break
+                if m == qs.shape[0]:
+                    qs, rs, ds = _grow(qs, rs, ds)
+                qs[m] = q
+                rs[m] = i
+                ds[m] = np.sqrt(np.float64(acc))
+                m += 1
+                i += 1
     return qs[:m], rs[:m], ds[:m]
 
 

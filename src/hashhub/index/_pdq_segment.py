@@ -165,21 +165,3 @@ class PdqSegment:
         else:
             q, r, d = (np.concatenate(x) for x in zip(*parts, strict=True))
         return q, self.ids[r], d
-
-
-def merge(
-    a_ids: np.ndarray, a_codes: np.ndarray, b_ids: np.ndarray, b_codes: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Two id-sorted runs with no id in common merged into one, in O(n) (no re-sort of the big run)."""
-    k = b_ids.shape[0]
-    if k == 0:
-        return a_ids, a_codes
-    total = a_ids.shape[0] + k
-    at = np.searchsorted(a_ids, b_ids) + np.arange(k)
-    from_b = np.zeros(total, bool)
-    from_b[at] = True
-    ids = np.empty(total, np.int64)
-    codes = np.empty((total, 32), np.uint8)
-    ids[at], codes[at] = b_ids, b_codes
-    ids[~from_b], codes[~from_b] = a_ids, a_codes
-    return ids, codes

@@ -1,40 +1,188 @@
-"""Exact-membership index for crypto and opaque signals (simple dict version)."""
+"""Exact-membership index for crypto digests and opaque values: which ids carry this exact value?
+
+    ex = ExactIndex(); ex.add(ids, [bytes.fromhex(md5), ...]); ex.search(values) -> [ids, ...]
+
+Millions of entries stay compact (about 40 bytes plus the value's own length each, where a dict of
+sets costs ~250) and lookups stay O(log n) with no Python object per entry: a "main" run holds
+every value's 64-bit BLAKE2b key in a sorted numpy array, the values themselves back to back in one
+byte blob (a key match is confirmed against the stored bytes, so results are exact even if two
+values' keys collide), ids alongside, and a tombstone byte per row. Recent additions sit in two small
+dicts; past `delta_limit` of them the writer merges everything into a new main and swaps it in.
+Readers take the current (main, delta) pair in one attribute read and never wait for the writer.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import hashlib
+import os
+import threading
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
+from hashhub.index import _fileformat
+from hashhub.index._inputs import as_ids
+from hashhub.index.errors import IndexInputError
+
+_MAGIC = b"HHIXEXA1"
+
+
+def _as_values(values: Iterable[Any]) -> list[bytes]:
+    if isinstance(values, bytes | bytearray | str):
+        raise IndexInputError("values must be a sequence of bytes values, not a single value.")
+    out = []
+    for v in values:
+        if not isinstance(v, bytes | bytearray | memoryview):
+            hint = " (for a hex digest pass bytes.fromhex(value))" if isinstance(v, str) else ""
+            raise IndexInputError(f"each value must be bytes, got {type(v).__name__}{hint}.")
+        if not len(v):
+            raise IndexInputError("values must not be empty.")
+        out.append(bytes(v))
+    return out
+
+
+def _keys(values: Sequence[bytes]) -> np.ndarray:
+    joined = b"".join(hashlib.blake2b(v, digest_size=8).digest() for v in values)
+    return np.frombuffer(joined, np.uint64).copy()
+
+
+class _Main:
+    """An immutable run of (key, id, value) sorted by key; only `alive` changes (tombstones)."""
+
+    __slots__ = ("alive", "blob", "by_id", "ids", "keys", "offsets")
+
+    def __init__(self, keys: np.ndarray, ids: np.ndarray, offsets: np.ndarray, blob: np.ndarray) -> None:
+        self.keys, self.ids, self.offsets, self.blob = keys, ids, offsets, blob
+        self.alive = np.ones(ids.shape[0], np.uint8)
+        self.by_id = np.argsort(ids, kind="stable")  # rows ordered by id, for remove()
+
+    @classmethod
+    def build(cls, ids: np.ndarray, values: list[bytes]) -> _Main:
+        keys = _keys(values)
+        order = np.argsort(keys, kind="stable")
+        ordered = [values[i] for i in order]
+        lengths = np.fromiter((len(v) for v in ordered), np.int64, len(ordered))
+        offsets = np.zeros(len(ordered) + 1, np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        blob = np.frombuffer(b"".join(ordered), np.uint8)
+        return cls(keys[order], ids[order], offsets, blob)
+
+    def value(self, row: int) -> bytes:
+        return self.blob[self.offsets[row] : self.offsets[row + 1]].tobytes()
+
+    def rows_of(self, ids: np.ndarray) -> np.ndarray:
+        """Live rows holding these ids."""
+        sorted_ids = self.ids[self.by_id]
+        at = np.searchsorted(sorted_ids, ids)
+        inside = at < sorted_ids.shape[0]
+        at = at[inside]
+        rows = self.by_id[at[sorted_ids[at] == ids[inside]]]
+        return rows[self.alive[rows] != 0]
+
+    def live(self) -> tuple[np.ndarray, list[bytes]]:
+        rows = np.flatnonzero(self.alive)
+        return self.ids[rows], [self.value(int(r)) for r in rows]
+
 
 class ExactIndex:
-    """Maps byte values to the ids that carry them. add(ids, values), remove(ids), search(values)."""
+    """Maps exact byte values to the ids that carry them; one writer and any number of readers."""
 
-    def __init__(self) -> None:
-        self._by_value: dict[bytes, set[int]] = {}
+    def __init__(self, *, delta_limit: int = 65_536) -> None:
+        self._delta_limit = delta_limit
+        self._lock = threading.Lock()
+        self._main = _Main.build(np.empty(0, np.int64), [])
+        self._by_value: dict[bytes, tuple[int, ...]] = {}  # tuples, replaced whole: safe to read
         self._by_id: dict[int, bytes] = {}
+        self._view = (self._main, self._by_value)
+        self._count = 0
 
     def __len__(self) -> int:
-        return len(self._by_id)
+        return self._count
 
-    def add(self, ids: Iterable[int], values: Iterable[bytes]) -> None:
-        for i, v in zip(ids, values, strict=True):
-            key, ident = bytes(v), int(i)
-            self._remove_one(ident)
-            self._by_id[ident] = key
-            self._by_value.setdefault(key, set()).add(ident)
+    def __repr__(self) -> str:
+        return f"<ExactIndex {self._count} values>"
 
-    def remove(self, ids: Iterable[int]) -> None:
-        for i in ids:
-            self._remove_one(int(i))
+    def add(self, ids: Any, values: Iterable[Any]) -> None:
+        """Insert or replace (upsert) the value of each id; a later duplicate id in a batch wins."""
+        ids_arr, vals = as_ids(ids), _as_values(values)
+        if ids_arr.shape[0] != len(vals):
+            raise IndexInputError(f"got {ids_arr.shape[0]} ids but {len(vals)} values; they must pair up.")
+        with self._lock:
+            self._remove_locked(ids_arr)
+            for ident, v in zip(ids_arr.tolist(), vals, strict=True):
+                old = self._by_id.get(ident)
+                if old is not None:  # repeated id inside this batch
+                    self._drop_delta(ident, old)
+                    self._count -= 1
+                self._by_id[ident] = v
+                self._by_value[v] = (*self._by_value.get(v, ()), ident)
+                self._count += 1
+            if len(self._by_id) >= self._delta_limit:
+                self._merge_locked()
 
-    def _remove_one(self, ident: int) -> None:
-        key = self._by_id.pop(ident, None)
-        if key is not None:
-            holders = self._by_value[key]
-            holders.discard(ident)
-            if not holders:
-                del self._by_value[key]
+    def remove(self, ids: Any) -> None:
+        """Remove these ids; unknown ids are ignored."""
+        ids_arr = np.unique(as_ids(ids))
+        with self._lock:
+            self._remove_locked(ids_arr)
 
-    def search(self, values: Iterable[bytes]) -> list[np.ndarray]:
-        return [np.array(sorted(self._by_value.get(bytes(v), ())), dtype=np.int64) for v in values]
+    def _remove_locked(self, ids: np.ndarray) -> None:
+        rows = self._main.rows_of(ids)
+        self._main.alive[rows] = 0
+        self._count -= rows.shape[0]
+        for ident in ids.tolist():
+            v = self._by_id.get(ident)
+            if v is not None:
+                self._drop_delta(ident, v)
+                self._count -= 1
+
+    def _drop_delta(self, ident: int, value: bytes) -> None:
+        del self._by_id[ident]
+        holders = tuple(i for i in self._by_value[value] if i != ident)
+        if holders:
+            self._by_value[value] = holders
+        else:
+            del self._by_value[value]
+
+    def _merge_locked(self) -> None:
+        ids, vals = self._main.live()
+        merged = _Main.build(
+            np.concatenate([ids, np.fromiter(self._by_id, np.int64, len(self._by_id))]),
+            vals + list(self._by_id.values()),
+        )
+        self._main, self._by_value, self._by_id = merged, {}, {}
+        self._view = (merged, self._by_value)
+
+    def search(self, values: Iterable[Any]) -> list[np.ndarray]:
+        """For each value: the sorted int64 ids that carry exactly this value (empty when none)."""
+        vals = _as_values(values)
+        main, by_value = self._view
+        keys = _keys(vals)
+        lo = np.searchsorted(main.keys, keys, "left")
+        hi = np.searchsorted(main.keys, keys, "right")
+        out = []
+        for v, a, b in zip(vals, lo.tolist(), hi.tolist(), strict=True):
+            found = [int(main.ids[r]) for r in range(a, b) if main.alive[r] and main.value(r) == v]
+            found += by_value.get(v, ())
+            out.append(np.array(sorted(found), np.int64))
+        return out
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write every live entry to `path` (versioned binary, replaced atomically)."""
+        with self._lock:
+            if self._by_id or not self._main.alive.all():
+                self._merge_locked()
+            main = self._main
+        arrays = {"keys": main.keys, "ids": main.ids, "offsets": main.offsets, "blob": main.blob}
+        _fileformat.write(path, _MAGIC, {"count": int(main.ids.shape[0])}, arrays)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], *, mmap: bool = True) -> ExactIndex:
+        """Reopen a saved index (arrays memory-mapped copy-on-write when `mmap`)."""
+        _, arrays = _fileformat.read(path, _MAGIC, mmap=mmap)
+        ex = cls()
+        main = _Main(arrays["keys"], arrays["ids"], arrays["offsets"], arrays["blob"])
+        ex._main, ex._count = main, main.ids.shape[0]
+        ex._view = (main, ex._by_value)
+        return ex

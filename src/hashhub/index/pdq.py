@@ -20,16 +20,15 @@ from typing import Any
 import numpy as np
 
 from hashhub.index import _fileformat, _kernels
-from hashhub.index._inputs import as_ids, as_rows, last_wins
-from hashhub.index._pdq_segment import PdqSegment, Tables, merge
+from hashhub.index._inputs import as_ids, as_rows, last_wins, merge
+from hashhub.index._pdq_segment import PdqSegment, Tables
+from hashhub.index._results import Match, group_matches
 from hashhub.index.errors import IndexInputError
 
 CODE_BYTES = 32
 DEFAULT_RADIUS = 31
 MAX_RADIUS = 256
 _MAGIC = b"HHIXPDQ1"
-
-Match = tuple[np.ndarray, np.ndarray]
 
 
 def _empty_segment() -> PdqSegment:
@@ -42,21 +41,6 @@ def _check_radius(radius: Any) -> int:
     if not 0 <= radius <= MAX_RADIUS:
         raise IndexInputError(f"radius must be between 0 and {MAX_RADIUS}, got {radius}.")
     return int(radius)
-
-
-def group_matches(
-    nq: int, parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], distance_dtype: type = np.int32
-) -> list[Match]:
-    """Per query row: (ids, distances), nearest first and ties by id, from (query, id, distance) runs."""
-    parts = [p for p in parts if p[0].shape[0]]
-    if not parts:
-        none_ids, none_d = np.empty(0, np.int64), np.empty(0, distance_dtype)
-        return [(none_ids, none_d) for _ in range(nq)]
-    q, ids, d = (np.concatenate(x) for x in zip(*parts, strict=True)) if len(parts) > 1 else parts[0]
-    order = np.lexsort((ids, d, q))
-    q, ids, d = q[order], ids[order], d[order]
-    bounds = np.searchsorted(q, np.arange(nq + 1)).tolist()
-    return [(ids[bounds[i] : bounds[i + 1]], d[bounds[i] : bounds[i + 1]]) for i in range(nq)]
 
 
 class PdqIndex:
