@@ -68,7 +68,10 @@ Before = Annotated[int | None, Query(ge=1, le=2**62)]
 def _age(iso: str | None) -> str:
     if not iso:
         return "never synced"
-    seconds = int((datetime.now(UTC) - datetime.fromisoformat(iso)).total_seconds())
+    moment = datetime.fromisoformat(iso)
+    if moment.tzinfo is None:  # SQLite hands back the stored UTC time without its zone
+        moment = moment.replace(tzinfo=UTC)
+    seconds = max(0, int((datetime.now(UTC) - moment).total_seconds()))
     if seconds < 120:
         return f"{seconds} s ago"
     if seconds < 7200:

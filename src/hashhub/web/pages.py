@@ -51,6 +51,8 @@ def _when(ts: float | str | None) -> str:
             return ts
     else:
         moment = dt.datetime.fromtimestamp(float(ts), dt.UTC)
+    if moment.tzinfo is None:  # stored as UTC; SQLite drops the zone
+        moment = moment.replace(tzinfo=dt.UTC)
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
@@ -102,7 +104,7 @@ def site_of(request: Request) -> Site:
     return request.app.state.web_site
 
 
-def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+def render(request: Request, template: str, code: int = 200, **context: Any) -> HTMLResponse:
     site = site_of(request)
     visitor: Visitor | None = getattr(request.state, "visitor", None)
     ctx = {
@@ -113,13 +115,13 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
         "path": request.url.path,
         **context,
     }
-    response = templates.TemplateResponse(request, template, ctx, status_code=status)
+    response = templates.TemplateResponse(request, template, ctx, status_code=code)
     response.headers.update(SECURITY_HEADERS)
     return response
 
 
 def error_page(request: Request, status: int, message: str) -> HTMLResponse:
-    return render(request, "error.html", status=status, status_code=status, message=message)
+    return render(request, "error.html", status, status_code=status, message=message)
 
 
 def visitor(request: Request) -> Visitor:
@@ -203,7 +205,7 @@ def auth_routes() -> APIRouter:
 
     def login_form(request: Request, status: int = 200, error: str = "", next_: str = "/") -> Response:
         token = sessions.login_token(request)
-        response = render(request, "login.html", status=status, error=error, login_csrf=token, next=next_)
+        response = render(request, "login.html", status, error=error, login_csrf=token, next=next_)
         sessions.set_cookie(request, response, sessions.LOGIN_COOKIE, token, max_age=3600)
         return response
 
