@@ -89,6 +89,14 @@ def test_status_members_and_windows(listed: Listed) -> None:
     assert len(page.updates) == 1000 and page.next.startswith("/v2/entries?")
     info = page.get_next_info()
     assert info is not None and info.size == 1000
+    # West of UTC the client asks from before 1970; its 'to' may be far in the future.
+    raw = httpx.get(
+        f"{listed.url}/compat/ncmec/v2/entries",
+        params={"from": "1969-12-31T19:00:00Z", "to": "2999-01-01T00:00:00Z"},
+        auth=("plat", listed.key("plat")),
+    )
+    assert raw.status_code == 200 and raw.content.count(b"<image>") + raw.content.count(b"<video>") > 900
+    assert b"from=1969-12-31T19%3A00%3A00Z&amp;to=2999-01-01T00%3A00%3A00Z&amp;start=" in raw.content
 
 
 def test_one_list_mount_is_one_environment(listed: Listed) -> None:

@@ -157,16 +157,17 @@ class HashhubSignalExchangeAPI(
 ):
     """Follow a hashhub hub's feed as a member."""
 
-    def __init__(
-        self, collab: HashhubCollabConfig, api_key: str, transport: httpx.BaseTransport | None = None
-    ):
+    def __init__(self, collab: HashhubCollabConfig, api_key: str) -> None:
         super().__init__()
         self.collab = collab
-        self._client = httpx.Client(
-            base_url=collab.hub_url.rstrip("/"),
-            headers={"Authorization": f"Bearer {api_key}"},
+        self._api_key = api_key
+
+    def _session(self) -> httpx.Client:
+        """A client for one fetch or report (closed when it ends, even if a fetch is abandoned)."""
+        return httpx.Client(
+            base_url=self.collab.hub_url.rstrip("/"),
+            headers={"Authorization": f"Bearer {self._api_key}"},
             timeout=TIMEOUT,
-            transport=transport,
         )
 
     @classmethod
@@ -196,11 +197,12 @@ class HashhubSignalExchangeAPI(
     def get_credential_cls() -> type[HashhubCredentials]:
         return HashhubCredentials
 
-    def _call(self, method: str, path: str, **kwargs: t.Any) -> t.Any:
+    @staticmethod
+    def _call(http: httpx.Client, method: str, path: str, **kwargs: t.Any) -> t.Any:
         try:
-            r = self._client.request(method, path, **kwargs)
+            r = http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
-            raise HubError(f"Could not reach the hub at {self._client.base_url}: {exc}.") from exc
+            raise HubError(f"Could not reach the hub at {http.base_url}: {exc}.") from exc
         if r.status_code >= 400:
             try:
                 reason = r.json().get("error", r.text)
@@ -216,8 +218,15 @@ class HashhubSignalExchangeAPI(
     ) -> t.Iterator[state.FetchDelta[str, HashhubItem, HashhubCheckpoint]]:
         cursor = checkpoint.cursor if checkpoint else 0
         lists = sorted(self.collab.lists)
+        with self._session() as http:
+            yield from self._follow(http, cursor, lists)
+
+    def _follow(
+        self, http: httpx.Client, cursor: int, lists: list[str]
+    ) -> t.Iterator[state.FetchDelta[str, HashhubItem, HashhubCheckpoint]]:
         while True:
-            page = self._call("GET", "/api/v1/feed", params={"after": cursor, "limit": PAGE, "list": lists})
+            params = {"after": cursor, "limit": PAGE, "list": lists}
+            page = self._call(http, "GET", "/api/v1/feed", params=params)
             updates: dict[str, HashhubItem | None] = {}
             for change in page["changes"]:
                 if change["op"] == "delete":
@@ -266,16 +275,14 @@ class HashhubSignalExchangeAPI(
         verdict, reason = verdicts[opinion.category]
         name = hub_signal(s_type.get_name())
         body = {"fingerprints": [{name: signal}], "radius": {name: 0}}
-        found = self._call("POST", "/api/v1/match", json=body)["results"][0]["matches"]
-        if not found:
-            raise HubError(f"No item you may read on the hub has the {name} signal {signal}.")
         note = ", ".join(sorted(opinion.tags))[:2000]
-        for match in found:
-            self._call(
-                "POST",
-                f"/api/v1/items/{match['item']}/feedback",
-                json={"verdict": verdict, "reason": reason, "note": note},
-            )
+        with self._session() as http:
+            found = self._call(http, "POST", "/api/v1/match", json=body)["results"][0]["matches"]
+            if not found:
+                raise HubError(f"No item you may read on the hub has the {name} signal {signal}.")
+            for match in found:
+                feedback = {"verdict": verdict, "reason": reason, "note": note}
+                self._call(http, "POST", f"/api/v1/items/{match['item']}/feedback", json=feedback)
 
 
 TX_MANIFEST = ThreatExchangeExtensionManifest(apis=(HashhubSignalExchangeAPI,))
