@@ -109,7 +109,7 @@ class ExactIndex:
         if ids_arr.shape[0] != len(vals):
             raise IndexInputError(f"got {ids_arr.shape[0]} ids but {len(vals)} values; they must pair up.")
         with self._lock:
-            self._remove_locked(ids_arr)
+            self._remove_locked(np.unique(ids_arr))
             for ident, v in zip(ids_arr.tolist(), vals, strict=True):
                 old = self._by_id.get(ident)
                 if old is not None:  # repeated id inside this batch

@@ -1,0 +1,121 @@
+"""ExactIndex: exact membership for digests and opaque values, upserts, removals, merges and files."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hashhub.index import ExactIndex, IndexFileError, IndexInputError
+
+
+def md5(i: int) -> bytes:
+    return hashlib.md5(str(i).encode()).digest()
+
+
+def ids_of(results: list[np.ndarray]) -> list[list[int]]:
+    for r in results:
+        assert r.dtype == np.int64
+    return [r.tolist() for r in results]
+
+
+def test_finds_every_holder_of_a_value_and_nothing_else() -> None:
+    ex = ExactIndex()
+    ex.add([3, 1, 2], [md5(1), md5(1), md5(2)])
+    assert len(ex) == 3
+    assert ids_of(ex.search([md5(1), md5(2), md5(3)])) == [[1, 3], [2], []]
+
+
+def test_values_of_any_length_compare_exactly() -> None:
+    ex = ExactIndex()
+    ex.add([1, 2, 3], [b"a", b"ab", b"opaque-vendor-hash:\x00\xff"])
+    assert ids_of(ex.search([b"ab", b"a", b"abc", b"opaque-vendor-hash:\x00\xff"])) == [[2], [1], [], [3]]
+
+
+def test_upsert_moves_an_id_and_remove_forgets_it() -> None:
+    ex = ExactIndex()
+    ex.add([1, 2], [md5(1), md5(1)])
+    ex.add([1], [md5(9)])
+    assert ids_of(ex.search([md5(1), md5(9)])) == [[2], [1]]
+    ex.remove([2, 12345])
+    assert len(ex) == 1
+    assert ids_of(ex.search([md5(1)])) == [[]]
+    ex.add([7, 7], [md5(5), md5(6)])  # the later value of a repeated id wins
+    assert ids_of(ex.search([md5(5), md5(6)])) == [[], [7]]
+    assert len(ex) == 2
+
+
+def test_merged_and_recent_entries_answer_alike() -> None:
+    rng = np.random.default_rng(1)
+    ex = ExactIndex(delta_limit=500)
+    model: dict[int, bytes] = {}
+    for _ in range(12):
+        ids = rng.integers(0, 3_000, 400)
+        vals = [md5(int(v)) for v in rng.integers(0, 1_000, 400)]
+        ex.add(ids, vals)
+        model.update(zip(ids.tolist(), vals, strict=True))
+        gone = rng.integers(0, 3_000, 100)
+        ex.remove(gone)
+        for g in gone.tolist():
+            model.pop(g, None)
+    assert len(ex) == len(model)
+    probes = [md5(i) for i in range(1_000)]
+    expected = [sorted(i for i, v in model.items() if v == p) for p in probes]
+    assert ids_of(ex.search(probes)) == expected
+
+
+def test_searches_see_stable_entries_while_a_writer_merges() -> None:
+    ex = ExactIndex(delta_limit=300)
+    ex.add(np.arange(1_000), [md5(i) for i in range(1_000)])
+    stop = threading.Event()
+    missing: list[int] = []
+
+    def reader() -> None:
+        while not stop.is_set():
+            for i, found in enumerate(ex.search([md5(i) for i in range(0, 1_000, 37)])):
+                if found.tolist() != [i * 37]:
+                    missing.append(i * 37)
+
+    t = threading.Thread(target=reader)
+    t.start()
+    try:
+        for step in range(20):
+            ex.add(np.arange(10_000 + step * 200, 10_200 + step * 200), [md5(-i - 1) for i in range(200)])
+            ex.remove(np.arange(10_000 + step * 200, 10_100 + step * 200))
+    finally:
+        stop.set()
+        t.join()
+    assert not missing
+    assert len(ex) == 1_000 + 20 * 100
+
+
+def test_save_and_load_round_trip(tmp_path: Path) -> None:
+    ex = ExactIndex()
+    ex.add([1, 2, 3], [md5(1), b"x", md5(1)])
+    ex.remove([3])
+    ex.save(tmp_path / "exact.hhx")
+    for mmap in (True, False):
+        again = ExactIndex.load(tmp_path / "exact.hhx", mmap=mmap)
+        assert len(again) == 2
+        assert ids_of(again.search([md5(1), b"x", b"y"])) == [[1], [2], []]
+    again.add([4], [b"y"])
+    again.remove([1])
+    assert ids_of(again.search([md5(1), b"y"])) == [[], [4]]
+
+
+def test_bad_input_and_files_are_refused_with_a_message(tmp_path: Path) -> None:
+    ex = ExactIndex()
+    with pytest.raises(IndexInputError, match=r"bytes\.fromhex"):
+        ex.add([1], ["d41d8cd98f00b204e9800998ecf8427e"])
+    with pytest.raises(IndexInputError, match="pair up"):
+        ex.add([1, 2], [b"a"])
+    with pytest.raises(IndexInputError, match="empty"):
+        ex.search([b""])
+    with pytest.raises(IndexInputError, match="sequence"):
+        ex.search(b"abc")
+    (tmp_path / "bad.hhx").write_bytes(b"HHIXPDQ1" + b"\x00" * 64)
+    with pytest.raises(IndexFileError, match="not a"):
+        ExactIndex.load(tmp_path / "bad.hhx")
