@@ -13,6 +13,7 @@ from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
+from fastapi import Path as FastPath
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials as Bearer
@@ -210,9 +211,12 @@ def stopncii_hashes(body: HashRecordsIn, hub: HubDep, caller: StopnciiCaller, sc
     return json_response(stopncii.submit_hashes(hub, caller, scope, body.hashRecords))
 
 
+def _list_param(list_name: Annotated[str, FastPath(max_length=100, description="one list")]) -> None:
+    """Declares the per-list mounts' path parameter (read by `_scope`) so the OpenAPI shows it."""
+
+
 def include(app: FastAPI) -> None:
     """Mount both protocols, over all readable lists and per list."""
-    for prefix in NCMEC_PREFIXES:
-        app.include_router(ncmec_router, prefix=prefix)
-    for prefix in STOPNCII_PREFIXES:
-        app.include_router(stopncii_router, prefix=prefix)
+    for router, (every, one) in ((ncmec_router, NCMEC_PREFIXES), (stopncii_router, STOPNCII_PREFIXES)):
+        app.include_router(router, prefix=every)
+        app.include_router(router, prefix=one, dependencies=[Depends(_list_param)])
