@@ -139,10 +139,12 @@ def serve(
     import uvicorn
 
     from hashhub.agent.app import create_app
+    from hashhub.web import agent_views
 
     with _runtime(db, policy, agent_key=api_key, sync_interval=sync_interval) as runtime:
         _follow(runtime, hub, key)
         app = create_app(runtime)
+        agent_views.mount(app)  # the browser UI (status, review queue, reports, policy) on the same server
         typer.echo(f"agent: http://{host}:{port}  (OpenAPI: http://{host}:{port}/docs)", err=True)
         typer.echo(f"agent key: {runtime.settings.agent_key}", err=True)
         uvicorn.run(app, host=host, port=port, log_level="warning")
