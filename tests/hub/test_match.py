@@ -98,3 +98,14 @@ def test_an_uploaded_photo_is_hashed_in_memory_and_matched(world: World, corpus)
     assert world.client("plat").post("/api/v1/match/media", content=b"").status_code == 422
     junk = world.client("plat").post("/api/v1/match/media", content=b"not an image at all")
     assert junk.status_code == 200 and junk.json()["matches"] == [] and junk.json()["error"]
+
+
+def test_pdna_vectors_match_by_euclidean_distance(world: World) -> None:
+    stored = bytes(range(144))
+    (item_id,) = world.submit_ok("iwf", [item("v", pdna=stored.hex())])
+    near = bytes(min(255, b + 3) for b in stored)  # distance 36
+    far = bytes([255] * 72 + [0] * 72)  # distance about 2,050: beyond the default 1,800
+    got = match(world, [{"pdna": near.hex()}, {"pdna": ",".join(map(str, far))}])
+    assert [m["item"] for m in got[0]] == [item_id] and got[0][0]["distance"] == 36
+    assert got[1] == []
+    assert match(world, [{"pdna": near.hex()}], radius={"pdna": 10}) == [[]]

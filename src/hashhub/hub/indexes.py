@@ -70,7 +70,7 @@ class VectorAdapter:
     def __init__(self, signal: type[signals.SignalType]) -> None:
         vector_index = getattr(_index(), "PdnaIndex", None)
         self._index = vector_index() if vector_index else None
-        self._fallback = None if self._index else ExactAdapter(signal)
+        self._fallback = ExactAdapter(signal) if self._index is None else None
 
     @staticmethod
     def _vectors(values: Sequence[str]) -> np.ndarray:
@@ -78,16 +78,16 @@ class VectorAdapter:
         return np.frombuffer(joined, dtype=np.uint8).reshape(len(values), -1)
 
     def add(self, ids: np.ndarray, values: Sequence[str]) -> None:
-        if self._fallback:
+        if self._fallback is not None:
             self._fallback.add(ids, values)
         else:
             self._index.add(ids, self._vectors(values))
 
     def remove(self, ids: np.ndarray) -> None:
-        (self._fallback or self._index).remove(ids)
+        (self._index if self._fallback is None else self._fallback).remove(ids)
 
     def near(self, values: Sequence[str], radius: float = 0) -> Hits:
-        if self._fallback:
+        if self._fallback is not None:
             return self._fallback.near(values)
         if not values:
             return []
