@@ -79,33 +79,35 @@ def fingerprint_key(fps: dict[str, str]) -> int:
 def _canonical(index: int, item: ItemIn, schemes: dict[str, grading.Scheme]) -> Row:
     """A `Row` with canonical fingerprints and grade, or ValueError naming the field that is wrong."""
     fps: dict[str, str] = {}
-    for name, value in item.fingerprints.items():
+    for name, value in item["fingerprints"].items():
         canonical_name, canonical = signals.parse(name, value)  # SignalError is a ValueError
         if canonical_name in fps:
             raise ValueError(f"fingerprints: {canonical_name} is given twice")
         fps[canonical_name] = canonical if isinstance(canonical, str) else orjson.dumps(canonical).decode()
     quality = {}
-    for name, value in item.quality.items():
+    for name, value in item.get("quality", {}).items():
         if name not in fps:
             raise ValueError(f"quality: {name!r} has no fingerprint in this item")
         if not 0 <= value <= 100:
             raise ValueError(f"quality: {name} must be between 0 and 100, got {value}")
         quality[name] = value
+    grade = item["classification"]
     try:
-        scheme, value = grading.validate(schemes, item.classification.scheme, item.classification.value)
+        scheme, value = grading.validate(schemes, grade["scheme"], grade["value"])
     except grading.GradingError as exc:
         raise ValueError(f"classification: {exc}") from None
-    verification = item.verification
+    verification = item.get("verification", {})
+    verified_at = verification.get("verified_at")
     return Row(
         index=index,
-        external_id=item.external_id,
-        content_type=item.content_type,
+        external_id=item.get("external_id"),
+        content_type=item.get("content_type", "image"),
         scheme=scheme,
         classification=value,
-        reviewers=verification.reviewers,
-        verified_by=verification.verified_by,
-        verified_at=documents.iso(verification.verified_at.timestamp()) if verification.verified_at else None,
-        labels=item.labels,
+        reviewers=verification.get("reviewers", 0),
+        verified_by=verification.get("verified_by", []),
+        verified_at=documents.iso(verified_at.timestamp()) if verified_at else None,
+        labels=item.get("labels", {}),
         fingerprints=dict(sorted(fps.items())),
         quality=quality,
         fp_key=fingerprint_key(fps),

@@ -8,38 +8,47 @@ from __future__ import annotations
 
 import builtins
 from datetime import datetime
-from typing import Any, Literal
+from typing import (
+    Annotated,
+    Any,
+    Literal,
+    Required,  # pydantic needs these on Python 3.11
+)
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+from typing_extensions import TypedDict
 
 Label = str | int | float | bool | None
 
 
-class Classification(BaseModel):
-    scheme: str = Field(min_length=1, max_length=64, examples=["industry"])
-    value: str = Field(min_length=1, max_length=64, examples=["A1"])
+Short = Annotated[str, Field(min_length=1, max_length=64)]
 
 
-class Verification(BaseModel):
-    reviewers: int = Field(0, ge=0, le=1000, description="independent reviewers who confirmed the grade")
-    verified_by: list[str] = Field(default_factory=list, max_length=50)
-    verified_at: datetime | None = None
+class Classification(TypedDict):
+    scheme: Annotated[Short, Field(examples=["industry"])]
+    value: Annotated[Short, Field(examples=["A1"])]
 
 
-class ItemIn(BaseModel):
-    """One piece of media as the contributor knows it."""
+class Verification(TypedDict, total=False):
+    #: independent reviewers who confirmed the grade
+    reviewers: Annotated[int, Field(ge=0, le=1000)]
+    verified_by: Annotated[list[Annotated[str, Field(max_length=200)]], Field(max_length=50)]
+    verified_at: datetime | None
 
-    model_config = ConfigDict(extra="ignore")
 
-    external_id: str | None = Field(None, min_length=1, max_length=200)
-    content_type: Literal["image", "video"] = "image"
-    classification: Classification
-    verification: Verification = Field(default_factory=Verification)
-    labels: dict[str, Label] = Field(default_factory=dict, max_length=64)
-    fingerprints: dict[str, Any] = Field(
-        min_length=1, max_length=32, description="signal name -> value", examples=[{"md5": "0" * 32}]
-    )
-    quality: dict[str, int] = Field(default_factory=dict, max_length=32)
+class ItemIn(TypedDict, total=False):
+    """One piece of media as the contributor knows it (a row of a batch; unknown keys are ignored).
+
+    A TypedDict rather than a model: validating 10,000 rows this way is many times faster."""
+
+    external_id: Annotated[str, Field(min_length=1, max_length=200)] | None
+    content_type: Literal["image", "video"]
+    classification: Required[Classification]
+    verification: Verification
+    labels: Annotated[dict[str, Label], Field(max_length=64)]
+    #: signal name -> value, e.g. {"pdq": "<64 hex>", "md5": "<32 hex>"}
+    fingerprints: Required[Annotated[dict[str, Any], Field(min_length=1, max_length=32)]]
+    quality: Annotated[dict[str, int], Field(max_length=32)]
 
 
 class SubmitIn(BaseModel):
