@@ -130,3 +130,14 @@ def test_sign_out_ends_the_session(page, world: World) -> None:
     sign_in_again.fill(world.keys["hotline"])
     sign_in_again.press("Enter")  # keyboard only
     page.wait_for_url(f"{world.hub}/disputes")
+
+
+def test_search_by_uploaded_file_finds_the_listed_photo(page, world: World, corpus) -> None:
+    sign_in(page, world.hub, world.keys["platform"])
+    page.goto(f"{world.hub}/search")
+    page.get_by_label("Image file").set_input_files(str(corpus / "photos" / world.rows[2]["file"]))
+    page.get_by_role("button", name="Hash and search").click()
+    assert world.rows[2]["md5"] in page.locator("section", has_text="Fingerprints of").inner_text()
+    best = page.locator("table.results tbody tr").first
+    assert best.get_by_role("link").inner_text() == f"Item {world.ids[2]}"
+    assert best.locator("td.distance").inner_text() == "0"

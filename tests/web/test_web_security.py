@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from contextlib import closing
 
 import httpx
 
@@ -40,7 +41,7 @@ def test_sign_in_without_the_form_token_is_refused(world: World) -> None:
 def test_a_form_posted_without_the_session_token_changes_nothing(world: World) -> None:
     client, _token = _signed_in(world.hub, world.keys["hotline"])
     item = world.ids[7]
-    with client:
+    with closing(client):
         answer = client.post(f"/items/{item}/withdraw", data={"csrf": "wrong", "reason": "x"})
     assert answer.status_code == 403 and "expired or came from another site" in answer.text
     assert world.api("hotline", "GET", f"/api/v1/items/{item}").json()["status"] == "active"
@@ -48,11 +49,11 @@ def test_a_form_posted_without_the_session_token_changes_nothing(world: World) -
 
 def test_roles_on_actions_match_the_api(world: World) -> None:
     member, token = _signed_in(world.hub, world.keys["platform"])
-    with member:
+    with closing(member):
         answer = member.post(f"/items/{world.ids[8]}/withdraw", data={"csrf": token})
     assert answer.status_code == 403 and "contributor" in answer.text  # same rule as the API
     contributor, token = _signed_in(world.hub, world.keys["hotline"])
-    with contributor:
+    with closing(contributor):
         answer = contributor.post(
             f"/items/{world.ids[8]}/feedback", data={"csrf": token, "verdict": "negative", "reason": "x"}
         )
@@ -83,3 +84,14 @@ def test_the_json_api_is_untouched(world: World) -> None:
         f"{world.agent}/api/v1/status", headers={"Authorization": f"Bearer {world.keys['agent']}"}
     )
     assert agent.status_code == 200 and agent.json()["hubs"]
+
+
+def test_revoking_a_key_ends_its_browser_sessions(world: World) -> None:
+    spare = world.api("hub-admin", "POST", "/api/v1/orgs/platform/keys", json={"label": "laptop"}).json()
+    browser, _token = _signed_in(world.hub, spare["api_key"])
+    with closing(browser):
+        assert browser.get("/").status_code == 200
+        revoked = world.api("hub-admin", "POST", f"/api/v1/keys/{spare['key_id']}/revoke")
+        assert revoked.status_code == 200
+        after = browser.get("/changes")
+    assert after.status_code == 303 and after.headers["location"].startswith("/login")
