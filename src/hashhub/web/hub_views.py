@@ -13,7 +13,6 @@ from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 
 from hashhub import db
-from hashhub.agent.api.upload import UploadError, read_multipart
 from hashhub.hub import audit, feedback, match, orgs
 from hashhub.hub.auth import ROLES, Principal
 from hashhub.hub.core import Hub
@@ -112,6 +111,10 @@ def search(
 @router.post("/search/file")
 async def search_file(request: Request, who: Signed, csrf: str = Query("")) -> Response:
     """A file matched in memory (never written to disk), exactly like `POST /api/v1/match/media`."""
+    # The agent's in-memory multipart reader (Starlette's spools big uploads to disk); imported here
+    # so a hub that never gets an upload does not load the agent's modules.
+    from hashhub.agent.api.upload import UploadError, read_multipart
+
     check_csrf(who, csrf)
     hub, principal = _hub(request), _principal(who)
     principal.require("member")
@@ -149,6 +152,8 @@ def item_page(request: Request, who: Signed, item_id: ItemId, done: str = "") ->
         owner=owner,
         notes=notes,
         trail=trail,
+        trail_shown=principal.has("admin"),
+        audit_window=hub_queries.AUDIT_WINDOW,
         member=principal.has("member") and not owner,
         done=DONE.get(done, ""),
     )
