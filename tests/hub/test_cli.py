@@ -117,3 +117,25 @@ def test_serve_applies_migrations_and_answers(tmp_path: Path) -> None:
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(20)
+
+
+def test_import_reads_gzip_and_reports_progress_in_file_bytes(tmp_path: Path) -> None:
+    import gzip
+
+    from tests.hub.conftest import open_hub
+
+    from hashhub.hub import orgs
+    from hashhub.hub.importer import import_file
+
+    hub = open_hub(f"sqlite:///{tmp_path / 'hub.db'}")
+    orgs.create_org(hub.engine, "iwf", ["contributor"])
+    orgs.create_list(hub.engine, "verified", write=["iwf"])
+    packed = tmp_path / "items.ndjson.gz"
+    rows = [json.dumps(item(i)) for i in range(2500)] + ["{broken"]
+    packed.write_bytes(gzip.compress("\n".join(rows).encode()))
+    seen: list[int] = []
+    report = import_file(hub, packed, "iwf", batch_size=1000, progress=seen.append)
+    assert report.created == 2500 and report.rejected_count == 1
+    assert report.rejected[0]["row"] == 2501 and "JSON" in report.rejected[0]["error"]
+    assert seen == sorted(seen) and seen[-1] == packed.stat().st_size and len(seen) >= 3
+    hub.close()

@@ -26,6 +26,13 @@ CSV_COLUMNS = ("external_id", "content_type", "scheme", "classification", "revie
 _NOT_FINGERPRINTS = {*CSV_COLUMNS, "list", "labels"}
 
 
+@dataclass(frozen=True)
+class BadLine:
+    """A line that could not be read as an item at all (its row is rejected with this reason)."""
+
+    error: str
+
+
 @dataclass
 class ImportReport:
     rows: int = 0
@@ -37,13 +44,11 @@ class ImportReport:
     cursor: int = 0
 
 
-def _open(path: Path) -> BinaryIO:
-    raw = path.open("rb")
-    if raw.read(2) == b"\x1f\x8b":
-        raw.seek(0)
-        return gzip.GzipFile(fileobj=raw)  # type: ignore[return-value]
+def _decoded(raw: BinaryIO) -> BinaryIO:
+    """`raw` itself, or a gzip reader over it; either way `raw.tell()` measures progress."""
+    gzipped = raw.read(2) == b"\x1f\x8b"
     raw.seek(0)
-    return raw
+    return gzip.GzipFile(fileobj=raw) if gzipped else raw  # type: ignore[return-value]
 
 
 def _csv_item(row: dict[str, str]) -> dict[str, Any]:
@@ -67,8 +72,11 @@ def read_rows(stream: BinaryIO, name: str) -> Iterator[object]:
     """Items from a CSV (by `.csv` in the name) or NDJSON stream; bad JSON lines come through as text."""
     if ".csv" in name.lower():
         text = io.TextIOWrapper(stream, encoding="utf-8", newline="")
-        for row in csv.DictReader(text):
-            yield _csv_item(row)
+        try:
+            for row in csv.DictReader(text):
+                yield _csv_item(row)
+        finally:
+            text.detach()  # leave the file open: the caller reads its position for progress
         return
     for line in stream:
         if not line.strip():
@@ -76,7 +84,7 @@ def read_rows(stream: BinaryIO, name: str) -> Iterator[object]:
         try:
             yield orjson.loads(line)
         except orjson.JSONDecodeError as exc:
-            yield f"not valid JSON: {exc}"
+            yield BadLine(f"not valid JSON: {exc}")
 
 
 def import_file(
@@ -94,8 +102,8 @@ def import_file(
     principal.require("contributor")
     list_name = list_name or _only_list(hub, principal)
     report = ImportReport()
-    raw = path.open("rb")
-    with raw, _open(path) as stream:
+    with path.open("rb") as raw:
+        stream = _decoded(raw)
         batch: list[object] = []
         for row in read_rows(stream, path.name):
             batch.append(row)
@@ -129,23 +137,43 @@ def _send(
     report: ImportReport,
     strict: bool,
 ) -> None:
-    start = report.rows + 1
+    start = report.rows + 1  # row number of batch[0]
+    unreadable = [{"index": i, "error": r.error} for i, r in enumerate(batch) if isinstance(r, BadLine)]
+    readable = [(i, r) for i, r in enumerate(batch) if not isinstance(r, BadLine)]
+    if unreadable and strict:
+        raise Invalid(
+            "A row could not be read; nothing of this batch was written.",
+            rejected=_numbered(unreadable, start),
+        )
     try:
         result = ingest.submit(
-            hub, principal, list_name, batch, partial=not strict, actor=f"{principal.org} (import)"
+            hub,
+            principal,
+            list_name,
+            [r for _, r in readable],
+            partial=not strict,
+            actor=f"{principal.org} (import)",
         )
     except Invalid as exc:
-        rejected = exc.extra.get("rejected", [])
-        for r in rejected:
-            r["index"] += start
-        exc.extra["rejected"] = rejected[:100]
+        rejected = [
+            {"index": readable[r["index"]][0], "error": r["error"]} for r in exc.extra.get("rejected", [])
+        ]
+        exc.extra["rejected"] = _numbered(rejected, start)[:100]
         raise
+    rejected = unreadable + [
+        {"index": readable[r["index"]][0], "error": r["error"]} for r in result["rejected"]
+    ]
     report.rows += len(batch)
     report.created += result["created"]
     report.updated += result["updated"]
     report.unchanged += result["unchanged"]
     report.cursor = max(report.cursor, result["cursor"])
-    report.rejected_count += len(result["rejected"])
-    for r in result["rejected"]:
+    report.rejected_count += len(rejected)
+    for r in sorted(_numbered(rejected, start), key=lambda r: r["index"]):
         if len(report.rejected) < 100:
-            report.rejected.append({"row": r["index"] + start, "error": r["error"]})
+            report.rejected.append({"row": r["index"], "error": r["error"]})
+
+
+def _numbered(rejected: list[dict[str, Any]], start: int) -> list[dict[str, Any]]:
+    """Batch indexes -> file row numbers (1-based, header excluded)."""
+    return [{"index": r["index"] + start, "error": r["error"]} for r in rejected]
