@@ -31,7 +31,8 @@ import numpy as np
 from hashhub.agent.backlog import scan_local
 from hashhub.agent.db import open_engine
 from hashhub.agent.items import HubItem
-from hashhub.agent.scanner import Scanner
+from hashhub.agent.runtime import AgentRuntime
+from hashhub.agent.settings import make_settings
 from hashhub.agent.store import Change, Store
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
@@ -68,14 +69,17 @@ def build_store(db: str, total: int, listed: list[dict[str, str]]) -> tuple[Stor
     return store, time.perf_counter() - started
 
 
-def scan_throughput(store: Store, files: list[Path]) -> tuple[float, float, int]:
-    scanner = Scanner(store)
-    started = time.perf_counter()
-    scanner.refresh()
-    load_s = time.perf_counter() - started
-    started = time.perf_counter()
-    matched = sum(r.matched for r in scan_local(scanner, files, source="bench"))
-    return len(files) / (time.perf_counter() - started), load_s, matched
+def scan_throughput(db: str, files: list[Path]) -> tuple[float, float, int]:
+    runtime = AgentRuntime(make_settings(db=db, sync_interval=0))  # what `hashhub agent scan` builds
+    try:
+        started = time.perf_counter()
+        runtime.load()
+        load_s = time.perf_counter() - started
+        started = time.perf_counter()
+        matched = sum(r.matched for r in scan_local(runtime.scanner, files, source="bench"))
+        return len(files) / (time.perf_counter() - started), load_s, matched
+    finally:
+        runtime.close()
 
 
 def api_latency(db: str, files: list[Path], requests: int, clients: int) -> dict[str, float]:
@@ -112,14 +116,14 @@ def api_latency(db: str, files: list[Path], requests: int, clients: int) -> dict
                     with lock:
                         latencies.append(elapsed)
 
-        auth = {"Authorization": f"Bearer {key}"}
-        for warm in payloads[:20]:  # first requests pay for imports and JIT compilation
-            httpx.post(f"{url}/api/v1/scan", headers=auth, files={"file": warm})
         single: list[float] = []  # one client: the latency of a request that does not queue
-        for name, data in payloads[:100]:
-            started = time.perf_counter()
-            httpx.post(f"{url}/api/v1/scan", headers=auth, files={"file": (name, data, "image/jpeg")})
-            single.append(time.perf_counter() - started)
+        with httpx.Client(headers={"Authorization": f"Bearer {key}"}, timeout=60) as http:
+            for warm in payloads[:20]:  # first requests pay for imports and JIT compilation
+                http.post(f"{url}/api/v1/scan", files={"file": warm})
+            for name, data in payloads[:100]:
+                started = time.perf_counter()
+                http.post(f"{url}/api/v1/scan", files={"file": (name, data, "image/jpeg")})
+                single.append(time.perf_counter() - started)
         threads = [threading.Thread(target=client, args=(c,)) for c in range(clients)]
         started = time.perf_counter()
         for t in threads:
@@ -158,8 +162,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="agent-bench-") as tmp:
         db = f"sqlite:///{Path(tmp) / 'agent.db'}"
         store, store_s = build_store(db, args.hashes, listed)
-        files_per_s, load_s, matched = scan_throughput(store, files)
         store.engine.dispose()
+        files_per_s, load_s, matched = scan_throughput(db, files)
         api = api_latency(db, files, args.requests, args.clients)
     print(
         json.dumps(

@@ -4,6 +4,7 @@ End-to-end tests use a real `hashhub hub serve` process instead (test_e2e.py).""
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 import warnings
@@ -13,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+import typer
 
 from hashhub.agent.db import open_engine
 from hashhub.agent.hubclient import HubClient
@@ -25,6 +27,17 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient as TestClient
 
 HUB_URL = "http://hub.test"
+
+
+@functools.cache
+def cli_app() -> typer.Typer:
+    """The `hashhub` typer app with every command group registered (once per test session)."""
+    from hashhub.cli import _register, app
+
+    _register()
+    return app
+
+
 KEY = "member-key"
 
 

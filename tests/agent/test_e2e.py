@@ -19,7 +19,9 @@ from pathlib import Path
 import httpx
 import pytest
 from PIL import Image, ImageEnhance, ImageOps
+from typer.testing import CliRunner
 
+from .conftest import cli_app
 from .procs import env, free_port, hashhub, hashhub_json, server
 
 pytestmark = pytest.mark.slow
@@ -71,9 +73,18 @@ def world(corpus: Path, tmp_path_factory: pytest.TempPathFactory):
     """A running hub with a contributor and a member; 100 listed photos and the files to scan."""
     tmp = tmp_path_factory.mktemp("e2e")
     hub_db = f"sqlite:///{tmp / 'hub.db'}"
-    contributor = hashhub_json("hub", "org", "create", "hotline", "--role", "contributor", "--db", hub_db)
-    member = hashhub_json("hub", "org", "create", "platform", "--role", "member", "--db", hub_db)
-    hashhub("hub", "list", "create", "verified", "--read", "platform", "--write", "hotline", "--db", hub_db)
+    # Set-up commands run in-process (the same CLI code, without three interpreter start-ups); the
+    # hub and the agent below are real processes.
+    app, runner = cli_app(), CliRunner()
+
+    def admin(*args: str) -> dict:
+        result = runner.invoke(app, [*args, "--db", hub_db])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    contributor = admin("hub", "org", "create", "hotline", "--role", "contributor")
+    member = admin("hub", "org", "create", "platform", "--role", "member")
+    admin("hub", "list", "create", "verified", "--read", "platform", "--write", "hotline")
 
     rows = _rows(corpus)
     known, others = rows[::20][:100], [r for i, r in enumerate(rows) if i % 20][:1000]
@@ -188,17 +199,17 @@ def test_sync_scan_recall_and_withdrawal(world) -> None:
     for row in world["known"][10:20]:
         assert by_name[row["file"]]["matched"], row["file"]
 
-    status = hashhub_json("agent", "status", "--db", world["agent_db"])
+    status = json.loads(CliRunner().invoke(cli_app(), ["agent", "status", "--db", world["agent_db"]]).stdout)
     assert status["items"] == 90 and status["hubs"][0]["last_error"] is None
 
 
 def test_sync_against_a_stopped_hub_fails_cleanly(world, tmp_path) -> None:
-    port = free_port()  # nothing listens here
+    # In-process (the CLI's own runner) against the real hub: no extra interpreter start-ups.
+    app, runner = cli_app(), CliRunner()
     db = f"sqlite:///{tmp_path / 'agent.db'}"
-    result = hashhub(
-        "agent", "sync", "--hub", f"http://127.0.0.1:{port}", "--key", "k", "--db", db, check=False
-    )
-    assert result.returncode == 3
+    down = f"http://127.0.0.1:{free_port()}"  # nothing listens here
+    result = runner.invoke(app, ["agent", "sync", "--hub", down, "--key", "k", "--db", db])
+    assert result.exit_code == 3
     assert json.loads(result.stdout)["error"].startswith("Cannot reach the hub")
-    wrong_key = hashhub("agent", "sync", "--hub", world["url"], "--key", "nope", "--db", db, check=False)
-    assert wrong_key.returncode == 3 and "refused the key" in wrong_key.stdout
+    wrong_key = runner.invoke(app, ["agent", "sync", "--hub", world["url"], "--key", "nope", "--db", db])
+    assert wrong_key.exit_code == 3 and "refused the key" in wrong_key.stdout

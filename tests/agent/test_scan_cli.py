@@ -9,11 +9,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from hashhub.cli import _register, app
+from .conftest import FakeHub, cli_app, corpus_rows, item_from_row
 
-from .conftest import FakeHub, corpus_rows, item_from_row
-
-_register()
+app = cli_app()
 runner = CliRunner()
 
 

@@ -5,6 +5,7 @@ The CLI and the API both build one of these; tests build their own with a tempor
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from typing import Any
@@ -37,6 +38,10 @@ class AgentRuntime:
     def load(self) -> int:
         """Fill the in-memory index from the store; returns how many items it holds."""
         self.scanner.refresh()
+        # A large list is millions of long-lived objects; without this every full garbage
+        # collection walks all of them and stalls scans for a large fraction of a second.
+        gc.collect()
+        gc.freeze()
         return len(self.scanner.matcher)
 
     def sync_once(self) -> list[SyncResult]:
