@@ -262,3 +262,37 @@ def test_arrays_and_images_give_the_same_variants(corpus, listed):
     assert query_variants(np.asarray(image.convert("L"))) != []
     with pytest.raises(ValueError, match="2-D luma"):
         query_variants(np.zeros((4, 4, 4, 4)))
+
+
+def boxed_frame(photo: Image.Image, size: tuple[int, int] = (640, 360)) -> np.ndarray:
+    """The photo scaled to fit a black 16:9 video frame: pillarbox bars for photos narrower than
+    16:9, letterbox bars for wider ones."""
+    scale = min(size[0] / photo.width, size[1] / photo.height)
+    fitted = photo.resize(
+        (round(photo.width * scale), round(photo.height * scale)), Image.Resampling.BILINEAR
+    )
+    frame = Image.new("RGB", size)
+    frame.paste(fitted, ((size[0] - fitted.width) // 2, (size[1] - fitted.height) // 2))
+    return np.asarray(frame)
+
+
+def test_a_letterboxed_video_is_matched_frame_by_frame(corpus, listed, index):
+    """A slideshow of three listed photos in black 16:9 bars, H.264: each sampled frame's trimmed
+    variant finds its photo; the frames' plain hashes do not."""
+    from hashhub.media.video import sample_frames
+    from tests.support.video_clips import encode
+
+    shown = [0, 5, 9]
+    frames = [boxed_frame(load(corpus, listed[i])) for i in shown for _ in range(20)]  # 2 s each at 10 fps
+    video = encode(frames)
+    found = []
+    for frame in sample_frames(video, fps=1.0):
+        assert scan_luma(frame.luma, index, PLAIN_ONLY) == {}
+        found.append(scan_luma(frame.luma, index))
+    assert len(found) == 6
+    assert found == [{shown[k // 2]: TRIMMED} for k in range(6)]
+
+
+def scan_luma(luma: np.ndarray, index: PdqIndex, options: VariantOptions | None = None) -> dict[int, str]:
+    matches = match_variants(query_variants(luma, options=options), index, options=options)
+    return {int(i): m.variant for m in matches for i in m.ids}

@@ -268,13 +268,15 @@ class _Work:
     @classmethod
     def of(cls, luma: np.ndarray, full_shape: tuple[int, int] | None) -> _Work:
         """Box-average `luma` by the largest integer factor keeping its shorter side >= WORK_SIDE."""
-        image = np.asarray(luma, dtype=np.float32)
-        factor = min(image.shape) // WORK_SIDE
+        factor = min(luma.shape) // WORK_SIDE
         if factor >= 2:
-            rows, cols = (-(-n // factor) * factor for n in image.shape)
-            # Repeat edge pixels up to whole blocks rather than drop them: flips stay aligned.
-            image = np.pad(image, ((0, rows - image.shape[0]), (0, cols - image.shape[1])), mode="edge")
-            image = image.reshape(rows // factor, factor, cols // factor, factor).mean(axis=(1, 3))
+            # Pillow's box reduction: ~20x faster than a numpy mean over blocks (8-bit luma stays
+            # 8-bit until reduced); a partial last block averages what it has, as the folded PDQ
+            # filter expects.
+            pixels = luma if luma.dtype == np.uint8 else np.asarray(luma, dtype=np.float32)
+            image = np.asarray(Image.fromarray(pixels).reduce(factor), dtype=np.float32)
+        else:
+            image = np.asarray(luma, dtype=np.float32)
         full = full_shape or luma.shape
         scale = (max(round(full[0] / image.shape[0]), 1), max(round(full[1] / image.shape[1]), 1))
         return cls(image, scale)
@@ -295,17 +297,20 @@ class _Work:
         PDQ's decimation of a transposed image is the transpose of the image's decimation (each
         axis has its own, size-dependent filter), so only the row/column reversals need pixels.
         """
-        decimated: dict[tuple[bool, bool], np.ndarray] = {}
+        # Per axis flip: its DCT coefficients and quality; a transpose transposes the one and
+        # keeps the other (gradients summed over both axes).
+        spectra: dict[tuple[bool, bool], tuple[np.ndarray, int]] = {}
         variants = []
         for name in names:
             flip_rows, flip_cols, transpose = DIHEDRAL[name]
             key = (flip_rows, flip_cols)
-            if key not in decimated:
+            if key not in spectra:
                 view = np.ascontiguousarray(self.pixels[:: -1 if flip_rows else 1, :: -1 if flip_cols else 1])
-                decimated[key] = pdq_hasher.decimate(view, self.full_shape(view))
-            small = decimated[key].T if transpose else decimated[key]
+                small = pdq_hasher.decimate(view, self.full_shape(view))
+                spectra[key] = (pdq_hasher.dct16(small), pdq_hasher.quality(small))
+            coefficients, quality = spectra[key]
             variants.append(
-                Variant(name, pdq_hasher.bits_to_hex(pdq_hasher.dct16(small)), pdq_hasher.quality(small))
+                Variant(name, pdq_hasher.bits_to_hex(coefficients.T if transpose else coefficients), quality)
             )
         return variants
 
@@ -320,5 +325,5 @@ def _pad_back(work: np.ndarray, cropped: float) -> np.ndarray:
     rows, cols = work.shape
     pad_rows, pad_cols = round(rows * cropped / 2), round(cols * cropped / 2)
     inner = (cols - 2 * pad_cols, rows - 2 * pad_rows)
-    shrunk = np.asarray(Image.fromarray(work, mode="F").resize(inner, Image.Resampling.BILINEAR))
+    shrunk = np.asarray(Image.fromarray(work).resize(inner, Image.Resampling.BILINEAR))
     return np.pad(shrunk, ((pad_rows, pad_rows), (pad_cols, pad_cols)), mode="edge")
