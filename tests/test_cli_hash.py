@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -14,7 +15,11 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from hashhub import signals
 from hashhub.cli import hash as hash_cli
+from hashhub.hashing import Plan
+from hashhub.signals import BytesHasher, HexDigestSignal
+from hashhub.walk import walk
 
 HASHHUB = Path(sys.executable).parent / "hashhub"
 HEADER = ["file", "md5", "sha1", "sha256", "pdq", "pdq_quality"]
@@ -178,3 +183,35 @@ def test_videos_get_vpdq_as_a_frame_list(app: typer.Typer, corpus: Path, tmp_pat
     assert len(record["vpdq"]) >= 2
     assert set(record["vpdq"][0]) == {"frame", "quality", "pdq", "timestamp"}
     assert record["vpdq"][0]["frame"] == 0
+
+
+class _CrashOnMarker(HexDigestSignal, BytesHasher):
+    """A digest that kills its process on files containing CRASH: a stand-in for a decoder bug."""
+
+    name = "crashtest"
+    media = frozenset({"image"})
+    hex_length = 32
+
+    @classmethod
+    def new_hasher(cls) -> _Crasher:
+        return _Crasher()
+
+
+class _Crasher:
+    def update(self, data: bytes) -> None:
+        if b"CRASH" in data:
+            os._exit(70)
+
+    def hexdigest(self) -> str:
+        return "0" * 32
+
+
+def test_a_file_that_kills_its_worker_is_reported_and_the_rest_hashed(tmp_path: Path) -> None:
+    for i in range(8):
+        (tmp_path / f"{i}.txt").write_text("CRASH" if i == 3 else f"file {i}")
+    chosen = Plan((signals.get("md5"), _CrashOnMarker))
+    results = dict(hash_cli._hash_all(list(walk([tmp_path])), chosen, workers=2))
+    assert len(results) == 8
+    crashed = results.pop(str(tmp_path / "3.txt"))
+    assert crashed.error == "the process decoding this file crashed"
+    assert all(result.ok and len(result.hashes["md5"]) == 32 for result in results.values())

@@ -13,6 +13,8 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from itertools import repeat
 from multiprocessing import get_context
 from typing import Annotated, TextIO
 
@@ -94,17 +96,43 @@ def _hash_all(entries: list[Entry], chosen: Plan, workers: int) -> Iterator[tupl
     workers = min(workers, len(todo))
     if workers <= 1:
         results: Iterable[FileHashes] = (_hash_one(path, chosen) for path in todo)
-        yield from _merge(entries, results)
-        return
-    with _pool(workers) as pool:
-        yield from _merge(entries, pool.map(_hash_one, todo, [chosen] * len(todo), chunksize=_CHUNK))
+    else:
+        results = _hash_in_pool(todo, chosen, workers)
+    yield from _merge(entries, results)
+
+
+def _hash_in_pool(todo: list[str], chosen: Plan, workers: int) -> Iterator[FileHashes]:
+    """Results in order. A worker that dies (a decoder crashing on a hostile file) breaks the pool;
+    then the first file not yet done is retried alone, so the file that kills a worker is reported
+    as failed and the rest go on in a fresh pool."""
+    remaining = todo
+    while remaining:
+        done = 0
+        try:
+            with _pool(workers) as pool:
+                for result in pool.map(_hash_one, remaining, repeat(chosen), chunksize=_CHUNK):
+                    yield result
+                    done += 1
+            return
+        except BrokenProcessPool:
+            remaining = remaining[done:]
+        yield _hash_alone(remaining[0], chosen)
+        remaining = remaining[1:]
+
+
+def _hash_alone(path: str, chosen: Plan) -> FileHashes:
+    try:
+        with _pool(1) as pool:
+            return pool.submit(_hash_one, path, chosen).result()
+    except BrokenProcessPool:
+        return FileHashes(error="the process decoding this file crashed")
 
 
 def _pool(workers: int) -> ProcessPoolExecutor:
     # forkserver: workers start from a clean process that has already imported the hashing code,
     # not a fork of this one (forking a process with threads running is unsafe).
     context = get_context("forkserver")
-    context.set_forkserver_preload(["hashhub.hashing"])
+    context.set_forkserver_preload(["hashhub.cli.hash"])
     return ProcessPoolExecutor(max_workers=workers, mp_context=context)
 
 

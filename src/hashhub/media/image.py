@@ -8,7 +8,9 @@ is decoded, so a small file that claims a huge image costs nothing.
 from __future__ import annotations
 
 import io
+import struct
 import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +56,17 @@ FULL_SIZE_KEY = "full_size"
 _QUARTER_TURNS = frozenset({5, 6, 7, 8})
 _JPEG_FORMATS = frozenset({"JPEG", "MPO"})
 # Errors Pillow and its plugins raise for corrupt data; all become MediaError.
-_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, KeyError)
+_DECODE_ERRORS = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    EOFError,
+    IndexError,
+    TypeError,
+    KeyError,
+    struct.error,
+    zlib.error,
+)
 
 Source = bytes | bytearray | memoryview | str | Path
 
@@ -76,12 +88,17 @@ def open_image(
         raise ValueError(f"mode must be 'RGB' or 'L', got {mode!r}")
     stream = _stream(source)
     try:
-        image = _open(stream, max_pixels)
-        with image:
-            full_size = _oriented_size(image)
-            _draft(image, target_size, mode)
-            image.load()
-            result = _finish(image, mode)
+        with warnings.catch_warnings():
+            # Pillow warns about damaged metadata in files it can still decode; untrusted uploads
+            # are full of those, and the pixel limit replaces its decompression-bomb warning.
+            warnings.simplefilter("ignore", UserWarning)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = _open(stream, max_pixels)
+            with image:
+                full_size = _oriented_size(image)
+                _draft(image, target_size, mode)
+                image.load()
+                result = _finish(image, mode)
     except MediaError:
         raise
     except Image.DecompressionBombError as exc:
@@ -119,10 +136,7 @@ def _stream(source: Source) -> io.BufferedIOBase:
 
 def _open(stream: io.BufferedIOBase, max_pixels: int) -> Image.ImageFile.ImageFile:
     try:
-        with warnings.catch_warnings():
-            # Our own limit (below) decides; Pillow's warning would only duplicate it.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(stream, formats=SUPPORTED_FORMATS)
+        image = Image.open(stream, formats=SUPPORTED_FORMATS)
     except Image.DecompressionBombError as exc:
         raise MediaError(f"image is over the limit of {max_pixels:,} pixels: {exc}") from None
     except UnidentifiedImageError:
