@@ -167,3 +167,13 @@ def test_missing_file(tmp_path: Path) -> None:
 
 def test_media_error_is_a_value_error() -> None:
     assert issubclass(MediaError, ValueError)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "TIFF", "HEIF"])
+def test_reduced_decode_of_a_sideways_image_reports_the_upright_full_size(fmt: str) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    data = _encode(_photo((1200, 800)), fmt, exif=exif.tobytes())
+    image = open_image(data, target_size=200)
+    assert image.size[0] < image.size[1]
+    assert image.info[FULL_SIZE_KEY] == (800, 1200)

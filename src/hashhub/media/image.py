@@ -17,7 +17,6 @@ import numpy as np
 import pillow_heif
 from PIL import (
     BmpImagePlugin,
-    ExifTags,
     GifImagePlugin,
     Image,
     ImageOps,
@@ -52,8 +51,6 @@ _JPEG_SCALES = (8, 4, 2)
 #: `image.info` key holding the (width, height) the image has at full size, EXIF-transposed, when
 #: `open_image` returned it reduced; hashers use it to filter as they would at full size.
 FULL_SIZE_KEY = "full_size"
-# EXIF orientations 5-8 turn the image a quarter, swapping width and height.
-_QUARTER_TURNS = frozenset({5, 6, 7, 8})
 _JPEG_FORMATS = frozenset({"JPEG", "MPO"})
 # Errors Pillow and its plugins raise for corrupt data; all become MediaError.
 _DECODE_ERRORS = (
@@ -95,10 +92,13 @@ def open_image(
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = _open(stream, max_pixels)
             with image:
-                full_size = _oriented_size(image)
+                full_size = image.size
                 _draft(image, target_size, mode)
                 image.load()
+                decoded_size = image.size
                 result = _finish(image, mode)
+                if result.size != decoded_size:  # EXIF orientation turned it a quarter
+                    full_size = full_size[::-1]
     except MediaError:
         raise
     except Image.DecompressionBombError as exc:
@@ -153,12 +153,6 @@ def _open(stream: io.BufferedIOBase, max_pixels: int) -> Image.ImageFile.ImageFi
             f"image is {width}x{height} = {width * height:,} pixels, over the limit of {max_pixels:,}"
         )
     return image
-
-
-def _oriented_size(image: Image.Image) -> tuple[int, int]:
-    orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
-    width, height = image.size
-    return (height, width) if orientation in _QUARTER_TURNS else (width, height)
 
 
 def _draft(image: Image.Image, target_size: int | None, mode: str) -> None:
