@@ -5,10 +5,12 @@
 
 Items are made-up fingerprints ingested through the hub's own service (benchmarks/hub_sync.py's
 batches); 200 of them are disputed. A real uvicorn server serves the hub; a signed-in browser session
-(cookie) fetches each page over HTTP. Reported in milliseconds: the dashboard's first load (it counts
-the whole visible pool, then caches), its later loads (median of 10), and the median of 10 loads of
-each paginated page. The first search also includes the hub's match pool catching up with every
-ingested item (the match API pays the same once), so it is reported apart from later searches.
+(cookie) fetches each page over HTTP. Reported in milliseconds: the dashboard's first load (which
+starts counting the visible pool in the background and waits for it at most 1 s), how long until its
+figures appear (seconds), its later loads (median of 10; cached, recounted in the background each
+minute), and the median of 10 loads of each paginated page. The first search also includes the hub's
+match pool catching up with every ingested item (the match API pays the same once), so it is reported
+apart from later searches.
 """
 
 from __future__ import annotations
@@ -93,9 +95,14 @@ def main() -> None:
             browser = sign_in(url, analyst["api_key"])
             admin_browser = sign_in(url, admin)
             cold = timed(browser, "/")
+            t = time.perf_counter()
+            while "items you can see" not in browser.get("/").text:  # counting runs in the background
+                time.sleep(0.2)
+            counted_s = time.perf_counter() - t + cold / 1000
             first_search = timed(browser, f"/search?signal=pdq&q={first_pdq}")
             page = {
                 "dashboard_first_ms": round(cold, 1),
+                "dashboard_counted_s": round(counted_s, 1),
                 "dashboard_ms": median_ms(browser, "/"),
                 "search_first_ms": round(first_search, 1),
                 "search_ms": median_ms(browser, f"/search?signal=pdq&q={first_pdq}"),

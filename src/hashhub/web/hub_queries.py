@@ -3,11 +3,12 @@
 Every list page is a keyset page (`WHERE id < :before ORDER BY id DESC LIMIT n`) on an indexed
 column, so it costs the same on a 3.5M-item hub as on an empty one. Dashboard counts group the whole
 visible pool, which is not free at that size, so they are cached per visibility scope and refreshed in
-the background: a page never waits for them once they have been computed.
+the background (see `Cached`): no page waits for a full count.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import Counter, defaultdict
@@ -31,6 +32,8 @@ from hashhub.hub.models import (
     lists,
     organisations,
 )
+
+log = logging.getLogger(__name__)
 
 PAGE = 50
 GROWTH_DAYS = 30
@@ -147,47 +150,50 @@ def dashboard(engine: Engine, scope: Scope, now: float | None = None) -> dict[st
 
 
 class Cached:
-    """Per-key values recomputed at most every `ttl` seconds; a stale value is served while one
-    background thread recomputes it, so only the very first visit of a scope waits."""
+    """Per-key values computed in a background thread and recomputed at most every `ttl` seconds.
+
+    A stale value is served while it is recomputed, and a visitor waits at most `wait` seconds for a
+    value never computed before (`None` then: the page says the counting is under way). So no page
+    load waits on a full count of a large pool, and small pools never notice."""
 
     def __init__(self, compute: Callable[[Any], Any], ttl: float = 60.0) -> None:
         self._compute = compute
         self._ttl = ttl
         self._values: dict[Any, tuple[float, Any]] = {}
-        self._refreshing: set[Any] = set()
+        self._pending: dict[Any, threading.Event] = {}
         self._lock = threading.Lock()
 
-    def get(self, key: Any) -> Any:
+    def get(self, key: Any, wait: float = 1.0) -> Any | None:
         with self._lock:
             found = self._values.get(key)
             stale = found is None or time.monotonic() - found[0] > self._ttl
-            start = found is not None and stale and key not in self._refreshing
-            if start:
-                self._refreshing.add(key)
-        if found is None:
-            return self._store(key)
-        if start:
-            threading.Thread(target=self._refresh, args=(key,), daemon=True, name="web-aggregates").start()
-        return found[1]
+            pending = self._pending.get(key)
+            if stale and pending is None:
+                pending = self._pending[key] = threading.Event()
+                threading.Thread(target=self._refresh, args=(key, pending), daemon=True).start()
+        if found is not None:
+            return found[1]
+        if pending is not None:
+            pending.wait(wait)
+        with self._lock:
+            found = self._values.get(key)
+        return found[1] if found else None
 
     def forget(self) -> None:
         with self._lock:
             self._values.clear()
 
-    def _store(self, key: Any) -> Any:
-        value = self._compute(key)
-        with self._lock:
-            self._values[key] = (time.monotonic(), value)
-        return value
-
-    def _refresh(self, key: Any) -> None:
+    def _refresh(self, key: Any, done: threading.Event) -> None:
         try:
-            self._store(key)
-        except Exception:  # the next visit retries; the stale value keeps being served meanwhile
-            pass
+            value = self._compute(key)
+            with self._lock:
+                self._values[key] = (time.monotonic(), value)
+        except Exception:  # the next visit retries; a stale value keeps being served meanwhile
+            log.exception("counting the dashboard's figures failed")
         finally:
             with self._lock:
-                self._refreshing.discard(key)
+                self._pending.pop(key, None)
+            done.set()
 
 
 # -- items ---------------------------------------------------------------------------------------

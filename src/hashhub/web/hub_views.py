@@ -84,7 +84,7 @@ def dashboard(request: Request, who: Signed) -> Response:
     with db.read(hub.engine) as conn:
         scope = hub_queries.scope_of(conn, principal)
     counts = request.app.state.web_aggregates.get(scope)
-    chart = charts.bar_chart(counts["growth"])
+    chart = charts.bar_chart(counts["growth"]) if counts else None
     return render(request, "hub/dashboard.html", counts=counts, chart=chart, scope=scope)
 
 
