@@ -8,7 +8,7 @@ load at start and to pick up what any replica's sync wrote since.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -252,10 +252,6 @@ class Store:
         if fp_rows:
             s.execute(insert(fps), fp_rows)
 
-    def current_rev(self) -> int:
-        with self.sessions() as s:
-            return s.scalar(select(AgentState.rev).where(AgentState.id == 1)) or 0
-
     def changes_since(self, rev: int) -> tuple[int, list[StoredItem]]:
         """(new rev, items written after `rev`), deleted ones included with status `deleted`.
 
@@ -324,13 +320,6 @@ class Store:
             query = query.where(Item.hub_id == hub_id)
         with self.sessions() as s:
             return s.scalar(query) or 0
-
-    def item_pks(self, hub_id: int, item_ids: Iterable[str]) -> dict[str, int]:
-        with self.sessions() as s:
-            query = select(Item.item_id, Item.id).where(
-                Item.hub_id == hub_id, Item.item_id.in_(list(item_ids))
-            )
-            return {item_id: pk for item_id, pk in s.execute(query)}
 
 
 def _by_keys(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
