@@ -30,6 +30,9 @@ Writer = Callable[[str, FileHashes], None]
 # Each worker gets a share of files at a time: large enough to amortise inter-process traffic,
 # small enough that the progress bar moves and the workers finish together.
 _CHUNK = 4
+# Files handed to the pool at once: the executor makes a future per chunk up front, so a run over
+# millions of files goes in windows to keep memory flat.
+_WINDOW = 4096
 
 
 class OutputFormat(enum.StrEnum):
@@ -110,9 +113,11 @@ def _hash_in_pool(todo: list[str], chosen: Plan, workers: int) -> Iterator[FileH
         done = 0
         try:
             with _pool(workers) as pool:
-                for result in pool.map(_hash_one, remaining, repeat(chosen), chunksize=_CHUNK):
-                    yield result
-                    done += 1
+                while done < len(remaining):
+                    window = remaining[done : done + _WINDOW]
+                    for result in pool.map(_hash_one, window, repeat(chosen), chunksize=_CHUNK):
+                        yield result
+                        done += 1
             return
         except BrokenProcessPool:
             remaining = remaining[done:]
