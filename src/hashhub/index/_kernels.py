@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 from llvmlite import ir
-from numba import njit, prange, types
+from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
@@ -166,38 +166,32 @@ def hamming_scan(codes, alive, lo, hi, queries, radius):  # type: ignore[no-unty
     return qs[:m], rs[:m], ds[:m]
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def build_tables(codes, bits, starts, widths):  # type: ignore[no-untyped-def]
-    """One bucket table per chunk: a stable counting sort of the rows on the chunk's top `bits` bits.
+@njit(cache=True, nogil=True)
+def build_table(codes, bits, start, width, offsets, lows, rows):  # type: ignore[no-untyped-def]
+    """Fill one chunk's bucket table: a stable counting sort of the rows on the chunk's top `bits` bits.
 
-    Table j lists every row once, grouped by bucket: `offsets[j, h]` is where bucket h starts, `rows[j]`
-    holds row numbers and `lows[j]` the chunk's remaining low bits, stored beside the row number so most
-    rows in a probed bucket are rejected without touching their 32-byte code. O(n) per table.
+    The table lists every row once, grouped by bucket: `offsets[h]` is where bucket h starts (zeros
+    on entry), `rows` holds row numbers and `lows` the chunk's remaining low bits, stored beside the
+    row number so most rows in a probed bucket are rejected without touching their 32-byte code.
+    O(n). Tables are built on separate threads by the caller (no numba `parallel=True`: its OpenMP
+    layer makes a later fork() of the host process abort).
     """
     n = codes.shape[0]
-    m = starts.shape[0]
     nb = 1 << bits
-    offsets = np.zeros((m, nb + 1), np.uint32)
-    lows = np.empty((m, n), np.uint8)
-    rows = np.empty((m, n), np.uint32)
-    for j in prange(m):
-        s, w = starts[j], widths[j]
-        shift = w - bits
-        low_mask = (1 << shift) - 1
-        counts = offsets[j]
-        for i in range(n):
-            counts[(_chunk(codes, i, s, w) >> shift) + 1] += 1
-        for h in range(nb):
-            counts[h + 1] += counts[h]
-        fill = counts[:nb].astype(np.int64)
-        for i in range(n):
-            key = _chunk(codes, i, s, w)
-            h = key >> shift
-            p = fill[h]
-            fill[h] = p + 1
-            lows[j, p] = key & low_mask
-            rows[j, p] = i
-    return offsets, lows, rows
+    shift = width - bits
+    low_mask = (1 << shift) - 1
+    for i in range(n):
+        offsets[(_chunk(codes, i, start, width) >> shift) + 1] += 1
+    for h in range(nb):
+        offsets[h + 1] += offsets[h]
+    fill = offsets[:nb].astype(np.int64)
+    for i in range(n):
+        key = _chunk(codes, i, start, width)
+        h = key >> shift
+        p = fill[h]
+        fill[h] = p + 1
+        lows[p] = key & low_mask
+        rows[p] = i
 
 
 def flip_masks(bits: int, max_flips: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -350,7 +344,11 @@ def warm_up() -> None:
     codes = np.zeros((4, 4), np.uint64)
     alive = np.ones(4, np.uint8)
     hamming_scan(codes, alive, 0, 4, codes[:1], 31)
-    offsets, lows, rows = build_tables(codes, MIN_BUCKET_BITS, CHUNK_STARTS, CHUNK_WIDTHS)
+    offsets = np.zeros((N_CHUNKS, (1 << MIN_BUCKET_BITS) + 1), np.uint32)
+    lows = np.empty((N_CHUNKS, 4), np.uint8)
+    rows = np.empty((N_CHUNKS, 4), np.uint32)
+    for j in range(N_CHUNKS):
+        build_table(codes, MIN_BUCKET_BITS, CHUNK_STARTS[j], CHUNK_WIDTHS[j], offsets[j], lows[j], rows[j])
     masks, flips, ball = flip_masks(MIN_BUCKET_BITS, 1)
     radii = np.ones(N_CHUNKS, np.int64)
     multi_index_search(

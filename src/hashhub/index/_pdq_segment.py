@@ -33,6 +33,22 @@ class Tables:
     rows: np.ndarray  # (chunks, n) uint32
 
 
+def build_tables(codes: np.ndarray, bits: int) -> Tables:
+    """All chunk tables of (n, 4) uint64 codes, one per thread of the shared pool."""
+    n, m = codes.shape[0], _kernels.N_CHUNKS
+    offsets = np.zeros((m, (1 << bits) + 1), np.uint32)
+    lows = np.empty((m, n), np.uint8)
+    rows = np.empty((m, n), np.uint32)
+
+    def build(lo: int, hi: int) -> None:
+        for j in range(lo, hi):
+            start, width = _kernels.CHUNK_STARTS[j], _kernels.CHUNK_WIDTHS[j]
+            _kernels.build_table(codes, bits, start, width, offsets[j], lows[j], rows[j])
+
+    _parallel.map_ranges(build, _parallel.split(m, 1))
+    return Tables(bits, offsets, lows, rows)
+
+
 def bucket_bits(n: int) -> int:
     """Bucket prefix length giving about 4 rows a bucket: more bits mean shorter buckets but a bigger
     offsets table (4 bytes a bucket per chunk: 80 MB at 21 bits) and more probes a query."""
@@ -79,10 +95,7 @@ class PdqSegment:
         want = ids.shape[0] >= MIN_TABLE_ROWS if tables is None else tables
         built = None
         if want and ids.shape[0]:
-            bits = bucket_bits(ids.shape[0])
-            built = Tables(
-                bits, *_kernels.build_tables(words, bits, _kernels.CHUNK_STARTS, _kernels.CHUNK_WIDTHS)
-            )
+            built = build_tables(words, bucket_bits(ids.shape[0]))
         return cls(ids, words, built)
 
     def __len__(self) -> int:
