@@ -6,6 +6,7 @@ import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -14,7 +15,9 @@ _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
 
+@lru_cache(maxsize=1)
 def workers() -> int:
+    """CPUs this process may run on (looked up once: the affinity call costs microseconds a query)."""
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
@@ -29,6 +32,8 @@ def _executor() -> ThreadPoolExecutor:
 def split(n: int, min_piece: int) -> list[tuple[int, int]]:
     """[0, n) cut into at most workers() ranges of at least `min_piece` items each."""
     pieces = max(1, min(workers(), n // max(1, min_piece)))
+    if pieces == 1:
+        return [(0, n)]
     bounds = [n * k // pieces for k in range(pieces + 1)]
     return [(bounds[k], bounds[k + 1]) for k in range(pieces)]
 

@@ -73,8 +73,13 @@ def _ball(bits: int, r: int) -> int:
     return sum(math.comb(bits, f) for f in range(min(r, bits) + 1))
 
 
+@lru_cache(maxsize=256)
+def _probes(bits: int, radius: int) -> int:
+    return sum(_ball(bits, int(t)) for t in chunk_radii(radius) if t >= 0)
+
+
 def probe_cost(n: int, bits: int, radius: int) -> float:
-    probes = sum(_ball(bits, int(t)) for t in chunk_radii(radius) if t >= 0)
+    probes = _probes(bits, radius)
     return probes * (_PROBE_NS + _BUCKET_ROW_NS * n / (1 << bits))
 
 

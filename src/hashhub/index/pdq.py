@@ -166,10 +166,7 @@ class PdqIndex:
         """For each query row (n, 32) uint8: (ids int64, distances int32) of every stored code within
         `radius` bits, exactly, nearest first. Batches are split across CPU cores."""
         rows = as_rows(codes, CODE_BYTES, "codes")
-        radius = _check_radius(radius)
-        queries = rows.view(np.uint64).reshape(-1, 4)
-        view = self._view
-        return group_matches(queries.shape[0], [seg.search(queries, radius) for seg in view])
+        return self._search(rows.view(np.uint64).reshape(-1, 4), _check_radius(radius))
 
     def search_one(self, code: Any, radius: int = DEFAULT_RADIUS) -> Match:
         """One code (32 bytes, or a (32,) uint8 array): (ids, distances) within `radius`."""
@@ -178,7 +175,11 @@ class PdqIndex:
             raise IndexInputError(
                 f"search_one takes one code, got {rows.shape[0]}; use search() for batches."
             )
-        return self.search(rows, radius)[0]
+        return self._search(rows.view(np.uint64).reshape(1, 4), _check_radius(radius))[0]
+
+    def _search(self, queries: np.ndarray, radius: int) -> list[Match]:
+        view = self._view  # one read: the segments stay consistent for the whole search
+        return group_matches(queries.shape[0], [seg.search(queries, radius) for seg in view])
 
     # -- files --------------------------------------------------------------------------------------
 
