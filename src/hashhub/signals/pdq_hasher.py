@@ -72,23 +72,24 @@ def _window(length: int) -> int:
     return (length + _WINDOW_DIVISOR - 1) // _WINDOW_DIVISOR
 
 
-def _box_bounds(length: int) -> tuple[np.ndarray, np.ndarray]:
-    """For each output index j, the first and last input index its box averages.
+def _reach(length: int) -> tuple[int, int]:
+    """How far the reference's box filter (`box1DFloat`) reaches (ahead, behind) of each sample.
 
-    The reference's box filter (`box1DFloat`) centres a window of `w` samples so that it reaches
-    (w + 2) // 2 - 1 samples ahead and the rest behind, and shrinks it at the edges.
+    A window of w samples reaches (w + 2) // 2 - 1 samples ahead and the rest behind, and
+    shrinks at the edges.
     """
     full = _window(length)
     ahead = (full + 2) // 2 - 1
-    behind = full - 1 - ahead
-    j = np.arange(length)
-    return np.maximum(j - behind, 0), np.minimum(j + ahead, length - 1)
+    return ahead, full - 1 - ahead
 
 
 @lru_cache(maxsize=32)
 def _axis_operator(length: int) -> np.ndarray:
     """The 64 x length matrix: box filter twice along one axis, then sample 64 points."""
-    lo, hi = _box_bounds(length)
+    ahead, behind = _reach(length)
+    positions = np.arange(length)
+    lo = np.maximum(positions - behind, 0)  # box of output j: input[lo[j] .. hi[j]]
+    hi = np.minimum(positions + ahead, length - 1)
     counts = (hi - lo + 1).astype(np.float64)
     samples = ((np.arange(_DECIMATED) + 0.5) * length / _DECIMATED).astype(np.int64)
     # First box pass, restricted to the sampled rows: row i averages input[lo[s_i] .. hi[s_i]].
@@ -97,15 +98,18 @@ def _axis_operator(length: int) -> np.ndarray:
         first[row, lo[s] : hi[s] + 1] = 1.0 / counts[s]
     # Second pass: (M @ B)[:, k] sums M[:, j] / count_j over the j whose box holds k, which are
     # exactly j in [k - ahead, k + behind]; a cumulative sum gives every column at once.
-    ahead = (_window(length) + 2) // 2 - 1
-    behind = _window(length) - 1 - ahead
     cumulative = np.zeros((_DECIMATED, length + 1), dtype=np.float64)
     np.cumsum(first / counts, axis=1, out=cumulative[:, 1:])
-    k = np.arange(length)
-    upper = np.minimum(k + behind, length - 1) + 1
-    lower = np.maximum(k - ahead, 0)
-    operator = cumulative[:, upper] - cumulative[:, lower]
-    return np.ascontiguousarray(operator, dtype=np.float32)
+    upper = np.minimum(positions + behind, length - 1) + 1
+    lower = np.maximum(positions - ahead, 0)
+    return _frozen(cumulative[:, upper] - cumulative[:, lower])
+
+
+def _frozen(operator: np.ndarray) -> np.ndarray:
+    """Contiguous float32, read-only: cached operators are shared by every caller."""
+    result = np.ascontiguousarray(operator, dtype=np.float32)
+    result.flags.writeable = False
+    return result
 
 
 @cache
@@ -113,7 +117,9 @@ def _dct_matrix() -> np.ndarray:
     """16 x 64: rows are DCT-II basis vectors 1..16 (the DC term is skipped), scaled sqrt(2/64)."""
     i = np.arange(1, _DCT_SIZE + 1)[:, None]
     j = np.arange(_DECIMATED)[None, :]
-    return np.sqrt(2.0 / _DECIMATED) * np.cos(np.pi / (2 * _DECIMATED) * i * (2 * j + 1))
+    matrix = np.sqrt(2.0 / _DECIMATED) * np.cos(np.pi / (2 * _DECIMATED) * i * (2 * j + 1))
+    matrix.flags.writeable = False
+    return matrix
 
 
 @lru_cache(maxsize=32)
@@ -130,7 +136,7 @@ def _folded_operator(full_length: int, length: int) -> np.ndarray:
         return _axis_operator(length)
     padded = np.zeros((_DECIMATED, length * factor), dtype=np.float32)
     padded[:, :full_length] = _axis_operator(full_length)
-    return padded.reshape(_DECIMATED, length, factor).sum(axis=2)
+    return _frozen(padded.reshape(_DECIMATED, length, factor).sum(axis=2))
 
 
 def decimate(luma: np.ndarray, full_shape: tuple[int, int] | None = None) -> np.ndarray:
