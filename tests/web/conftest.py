@@ -10,7 +10,9 @@ from __future__ import annotations
 import csv
 import os
 import shutil
+import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,7 @@ import pytest
 from hashhub.hub import orgs
 from hashhub.hub.core import Hub
 from hashhub.hub.settings import HubSettings
-from tests.agent.procs import env, free_port, server
+from tests.agent.procs import HASHHUB, env, free_port, stop, wait_http
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -34,6 +36,20 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 AGENT_KEY = "agent-web-test-key"
+#: seconds a server may take to answer: generous, the test machine's two cores are shared.
+START_TIMEOUT = 240
+
+
+@contextmanager
+def server(*args: str, health: str, log: Path, env: dict[str, str]) -> Iterator[subprocess.Popen]:
+    """`hashhub ARGS...` in the background until it answers at `health`; Ctrl-C'd afterwards."""
+    with open(log, "w") as out:
+        proc = subprocess.Popen([*HASHHUB, *args], stdout=out, stderr=subprocess.STDOUT, env=env)
+        try:
+            wait_http(health, proc, timeout=START_TIMEOUT)
+            yield proc
+        finally:
+            stop(proc)
 
 
 @dataclass
@@ -110,7 +126,7 @@ def world(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Wo
             "--db",
             f"sqlite:///{tmp / 'agent.db'}",
         )
-        with server(*agent_cmd, health=f"{agent_url}/healthz", log=tmp / "agent.log"):
+        with server(*agent_cmd, health=f"{agent_url}/healthz", log=tmp / "agent.log", env=env()):
             auth = {"Authorization": f"Bearer {AGENT_KEY}"}
             synced = httpx.post(f"{agent_url}/api/v1/sync", headers=auth, timeout=60)
             assert synced.status_code == 200 and synced.json()["items"] == 12, synced.text
@@ -167,3 +183,13 @@ def sign_in(page: Any, base: str, key: str) -> None:
     page.get_by_label("Your").fill(key)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_load_state()
+
+
+def unlabelled(page: Any) -> list[str]:
+    """Form controls on the page that assistive technology cannot name (no label, no aria-label)."""
+    return page.evaluate(
+        """() => [...document.querySelectorAll('input:not([type=hidden]), select, textarea, button')]
+            .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label')
+                          && !(el.tagName === 'BUTTON' && el.textContent.trim()))
+            .map(el => el.outerHTML.slice(0, 120))"""
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .conftest import World, shot, sign_in
+from .conftest import World, shot, sign_in, unlabelled
 
 
 def test_status_shows_the_followed_hub_and_recent_actions(page, world: World) -> None:
@@ -26,6 +26,7 @@ def test_review_queue_confirm_drafts_a_report_and_reject_sends_feedback(page, wo
     reviews = page.locator("article.review")
     assert reviews.count() == 2
     shot(page, "agent-review-queue")
+    assert unlabelled(page) == []
     first, second = reviews.nth(0), reviews.nth(1)
     assert f"upload-{world.rows[10]['file']}" in first.inner_text()
     assert f"upload-{world.rows[11]['file']}" in second.inner_text()

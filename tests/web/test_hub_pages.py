@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from .conftest import World, shot, sign_in
+from .conftest import World, shot, sign_in, unlabelled
 
 
 def _flip(pdq: str, bits: int) -> str:
@@ -33,6 +33,7 @@ def test_sign_in_search_a_hash_and_open_the_match(page, world: World) -> None:
     assert row.locator("td.distance").inner_text() == "5"
     assert "hotline" in row.inner_text() and "industry A1" in row.inner_text()
     shot(page, "hub-search")
+    assert unlabelled(page) == []
 
     row.get_by_role("link").click()
     assert page.get_by_role("heading", name=re.compile(f"Item {world.ids[4]}")).is_visible()
@@ -41,6 +42,7 @@ def test_sign_in_search_a_hash_and_open_the_match(page, world: World) -> None:
     assert world.rows[4]["md5"] in fingerprints.inner_text()
     assert "hotline" in page.locator("section", has_text="Provenance").inner_text()
     shot(page, "hub-item")
+    assert unlabelled(page) == []
 
 
 def test_a_bad_hash_or_key_gets_a_message_not_a_crash(page, world: World) -> None:
@@ -107,6 +109,7 @@ def test_a_member_cannot_reach_admin_pages_and_an_admin_can(page, other_page, wo
     assert key.startswith("hh_")
     assert world_me(world, key) == {"org": "newcomer", "roles": ["member"]}
     shot(other_page, "hub-admin")
+    assert unlabelled(other_page) == []
     other_page.get_by_role("link", name="Audit log").click()
     assert "org.create" in other_page.locator("tbody tr").first.inner_text()
     other_page.get_by_role("link", name="Verify the whole chain").click()
