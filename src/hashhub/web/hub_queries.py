@@ -109,7 +109,9 @@ def dashboard(engine: Engine, scope: Scope, now: float | None = None) -> dict[st
             .group_by(fingerprints.c.signal)
         ).all()
         start_day = int(now // DAY) - GROWTH_DAYS + 1
-        day = sa.cast(items.c.created_at / DAY, sa.Integer)
+        days = items.c.created_at / DAY
+        # Whole days since 1970: SQLite's integer cast truncates, PostgreSQL's rounds, so floor there.
+        day = sa.cast(days if conn.dialect.name == "sqlite" else sa.func.floor(days), sa.Integer)
         per_day = dict(
             conn.execute(
                 sa.select(day, sa.func.count())
