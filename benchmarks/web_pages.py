@@ -96,7 +96,7 @@ def main() -> None:
             admin_browser = sign_in(url, admin)
             cold = timed(browser, "/")
             t = time.perf_counter()
-            while "items you can see" not in browser.get("/").text:  # counting runs in the background
+            while "hits reported" not in browser.get("/").text:  # counting runs in the background
                 time.sleep(0.2)
             counted_s = time.perf_counter() - t + cold / 1000
             first_search = timed(browser, f"/search?signal=pdq&q={first_pdq}")

@@ -152,7 +152,9 @@ def dashboard(engine: Engine, scope: Scope, now: float | None = None) -> dict[st
 
 
 class Cached:
-    """Per-key values computed in a background thread and recomputed at most every `ttl` seconds.
+    """Per-key values computed in a background thread and recomputed when older than `ttl` seconds
+    or 30 times what the last count took, whichever is longer (so recounting a huge pool costs at
+    most a thirtieth of a core while people keep looking).
 
     A stale value is served while it is recomputed, and a visitor waits at most `wait` seconds for a
     value never computed before (`None` then: the page says the counting is under way). So no page
@@ -162,13 +164,15 @@ class Cached:
         self._compute = compute
         self._ttl = ttl
         self._values: dict[Any, tuple[float, Any]] = {}
+        self._cost: dict[Any, float] = {}
         self._pending: dict[Any, threading.Event] = {}
         self._lock = threading.Lock()
 
     def get(self, key: Any, wait: float = 1.0) -> Any | None:
         with self._lock:
             found = self._values.get(key)
-            stale = found is None or time.monotonic() - found[0] > self._ttl
+            max_age = max(self._ttl, 30 * self._cost.get(key, 0.0))
+            stale = found is None or time.monotonic() - found[0] > max_age
             pending = self._pending.get(key)
             if stale and pending is None:
                 pending = self._pending[key] = threading.Event()
@@ -187,9 +191,11 @@ class Cached:
 
     def _refresh(self, key: Any, done: threading.Event) -> None:
         try:
+            started = time.monotonic()
             value = self._compute(key)
             with self._lock:
                 self._values[key] = (time.monotonic(), value)
+                self._cost[key] = time.monotonic() - started
         except Exception:  # the next visit retries; a stale value keeps being served meanwhile
             log.exception("counting the dashboard's figures failed")
         finally:
