@@ -105,8 +105,8 @@ class Plan:
         A type may declare `decode_mode` ("L" when luminance is all it reads) and `decode_target`
         (the shorter side it needs); the decode satisfies the most demanding one.
         """
-        modes = {getattr(s, "decode_mode", "RGB") for s in self.images}
-        targets = [getattr(s, "decode_target", None) for s in self.images]
+        modes = {s.decode_mode for s in self.images}
+        targets = [s.decode_target for s in self.images]
         mode = "L" if modes == {"L"} else "RGB"
         target = None if None in targets else max(targets, default=None)
         return mode, target
@@ -205,8 +205,7 @@ def _keep(result: FileHashes, signal: type[SignalType], hashed: Hashed) -> None:
     """Record a media hash, unless its quality is below what the type accepts."""
     if hashed.quality is not None:
         result.quality[signal.name] = hashed.quality
-    usable = getattr(signal, "usable", None)
-    if hashed.value is not None and (usable is None or usable(hashed.quality)):
+    if hashed.value is not None and signal.usable(hashed.quality):
         result.hashes[signal.name] = hashed.value
 
 

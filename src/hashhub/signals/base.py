@@ -60,6 +60,12 @@ class SignalType(abc.ABC):
         """Return the canonical text form of `value`, or raise `SignalError`."""
 
     @classmethod
+    def usable(cls, quality: int | None) -> bool:
+        """Whether a computed value of this quality is worth keeping (types with a quality floor
+        override this)."""
+        return True
+
+    @classmethod
     def present(cls, canonical: str) -> object:
         """The JSON value shown in items, the feed and the snapshot for a stored canonical value.
 
@@ -131,6 +137,11 @@ class BytesHasher(abc.ABC):
 
 class ImageHasher(abc.ABC):
     """Mixin: the signal can be computed from a decoded image."""
+
+    #: How to decode for this signal: "RGB", or "L" when luminance is all it reads.
+    decode_mode: ClassVar[str] = "RGB"
+    #: The shorter side (px) the signal needs; None decodes at full size.
+    decode_target: ClassVar[int | None] = None
 
     @classmethod
     @abc.abstractmethod
