@@ -15,7 +15,8 @@ nothing: `false_matches`.
 split into what the plain hash finds (near-duplicates the corpus really holds) and the extra
 that variants add; `nearest_unrelated` is the smallest such distance each variant reached (what
 the radii in `hashhub.variants.DEFAULT_RADII` are chosen against).
-Scan time: milliseconds per image for decode + plain PDQ vs decode + all variants, on corpus
+`large_uploads`: recall for some edits on `--large` listed photos upscaled to 3000x2000 first.
+Scan time: CPU milliseconds per image for decode + plain PDQ vs decode + all variants, on corpus
 photos and on `--large` photos upscaled to 3000x2000 and saved at quality 90 (made at run time).
 
 Prints ONE JSON line.
@@ -170,6 +171,26 @@ SAME_PICTURE = {
 }
 
 
+def large_recall(rows: list[dict[str, str]], count: int, options: VariantOptions) -> dict[str, object]:
+    """Recall on phone-sized uploads: `count` listed photos upscaled to 3000x2000 before the edit
+    (the scanner decodes them reduced and computes variants on a smaller copy)."""
+    chosen = rows[3 :: max(len(rows) // count, 1)][:count]
+    index = PdqIndex()
+    index.add(np.arange(len(chosen), dtype=np.int64), codes([r["pdq"] for r in chosen]))
+    names = ("border5_white", "letterbox_16x9", "mirror", "rot90", "crop3", "crop6")
+    hits = {name: {"hashhub": 0, "cpp": 0} for name in names}
+    for position, row in enumerate(chosen):
+        big = _load(row).resize((3000, 2000), Image.Resampling.BICUBIC)
+        for name in names:
+            data = jpeg_bytes(EDITS[name](big))
+            hits[name]["hashhub"] += position in hashhub_matches(data, index, options)
+            hits[name]["cpp"] += position in cpp_matches(data, index)
+    recall = {
+        name: {k: round(v / len(chosen), 3) for k, v in counts.items()} for name, counts in hits.items()
+    }
+    return {"listed": len(chosen), "recall": recall}
+
+
 def corpus_false_matches(rows: list[dict[str, str]], options: VariantOptions) -> dict[str, object]:
     """Every photo's variants against every other corpus photo's reference hash."""
     index = PdqIndex()
@@ -234,7 +255,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--listed", type=int, default=100)
     parser.add_argument("--unlisted", type=int, default=1000)
-    parser.add_argument("--large", type=int, default=20, help="photos upscaled to 3000x2000 for timing")
+    parser.add_argument(
+        "--large", type=int, default=20, help="photos upscaled to 3000x2000, for recall and timing"
+    )
     parser.add_argument("--no-corpus", action="store_true", help="skip the all-pairs false-match study")
     args = parser.parse_args()
     options = VariantOptions()
@@ -246,6 +269,8 @@ def main() -> None:
         "radii": {n: options.radius(n) for n in VARIANT_NAMES},
     }
     result.update(recall_and_false_matches(rows, args.listed, args.unlisted, options))
+    if args.large:
+        result["large_uploads"] = large_recall(rows, args.large, options)
     if not args.no_corpus:
         result["corpus_false_matches"] = corpus_false_matches(rows, options)
     small = [(CORPUS / "photos" / r["file"]).read_bytes() for r in rows[:200]]
