@@ -94,10 +94,42 @@ class VectorAdapter:
         return self._index.search(self._vectors(values), radius)
 
 
-ADAPTERS = {"exact": ExactAdapter, "hamming": HammingAdapter, "vector": VectorAdapter}
+class VideoAdapter:
+    """vPDQ videos through `VpdqIndex`. The radius is the largest share of the query's frames that
+    may go unmatched (vPDQ's 1 - query threshold), and a hit's distance is 1 - its query share."""
+
+    def __init__(self, signal: type[signals.SignalType]) -> None:
+        from hashhub.index.vpdq import VpdqIndex
+
+        self._index = VpdqIndex()
+
+    def add(self, ids: np.ndarray, values: Sequence[str]) -> None:
+        self._index.add_many(zip(ids.tolist(), values, strict=True))
+
+    def remove(self, ids: np.ndarray) -> None:
+        self._index.remove(ids.tolist())
+
+    def near(self, values: Sequence[str], radius: float = 0) -> Hits:
+        return [(ids, 1.0 - shares) for ids, shares, _ in self.near_shares(values, radius)]
+
+    def near_shares(self, values: Sequence[str], radius: float = 0) -> list[tuple[np.ndarray, ...]]:
+        """Per value: (ids, query shares, listed shares), best first."""
+        found = self._index.search_many(values, query_threshold=max(0.0, 1.0 - radius)) if values else []
+        return [
+            (
+                np.fromiter((m.id for m in hits), np.int64, len(hits)),
+                np.fromiter((m.query_share for m in hits), np.float64, len(hits)),
+                np.fromiter((m.listed_share for m in hits), np.float64, len(hits)),
+            )
+            for hits in found
+        ]
 
 
-def for_signal(name: str) -> ExactAdapter | HammingAdapter | VectorAdapter:
+Adapter = ExactAdapter | HammingAdapter | VectorAdapter | VideoAdapter
+ADAPTERS = {"exact": ExactAdapter, "hamming": HammingAdapter, "vector": VectorAdapter, "video": VideoAdapter}
+
+
+def for_signal(name: str) -> Adapter:
     signal = signals.get(name)
     return ADAPTERS[signal.index_kind](signal)
 

@@ -1,19 +1,28 @@
 """Match fingerprints against the pool: exact for crypto and opaque types, PDQ by Hamming radius,
-PDNA by Euclidean distance. Answers from the in-memory pool after catching it up to the committed
-head; only lists the caller may read take part, in the matches and in the cluster facts alike.
+PDNA by Euclidean distance, vPDQ videos by the share of frames matched (a video match's distance is
+1 - its query share, and it reports both shares). Answers from the in-memory pool after catching
+it up to the committed head; only lists the caller may read take part, in the matches and in the
+cluster facts alike.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hashhub import db, signals
 from hashhub.hub import access, audit, auth
 from hashhub.hub.core import Hub
 from hashhub.hub.errors import Invalid
+from hashhub.hub.pool import fingerprints_of
+from hashhub.signals.vpdq import VpdqSignal, frame_codes, shares
 
-MAX_RADIUS = {"exact": 0.0, "hamming": 64.0, "vector": 1e9}
+#: vPDQ's radius is the share of the query's frames allowed to go unmatched (default 0.2).
+if TYPE_CHECKING:
+    from hashhub.hashing import FileHashes
+
+VIDEO_DIGESTS = ("md5", "sha1", "sha256")
+MAX_RADIUS = {"exact": 0.0, "hamming": 64.0, "vector": 1e9, "video": 1.0}
 
 
 def _radius(hub: Hub, signal: type[signals.SignalType], overrides: dict[str, float] | None) -> float:
@@ -85,16 +94,54 @@ def match_parsed(
             for item_id, (dist, name) in sorted(hits.items(), key=lambda kv: (kv[1][0], kv[0])):
                 matches.append({"signal": name, "distance": dist, **pool.describe(item_id, readable)})
             results.append({"index": q, "matches": matches})
+    _report_video_shares(hub, parsed, results)
     return results
 
 
-def match_media(hub: Hub, principal: auth.Principal, data: bytes) -> dict[str, Any]:
-    """Hash an image held in memory (never written anywhere) and match its fingerprints."""
-    from hashhub.hashing import hash_bytes
+def _report_video_shares(hub: Hub, parsed: list[dict[str, str]], results: list[dict[str, Any]]) -> None:
+    """Add `query_share` and `listed_share` to video matches. The pool keeps only the frame index,
+    so the few matched videos' stored frames are read back and both shares computed exactly."""
+    hits = [(q, m) for q, r in enumerate(results) for m in r["matches"] if m["signal"] == VpdqSignal.name]
+    if not hits:
+        return
+    with db.read(hub.engine) as conn:
+        stored = fingerprints_of(conn, sorted({int(m["item"]) for _, m in hits}))
+    for q, m in hits:
+        listed = stored.get(int(m["item"]), {}).get(VpdqSignal.name)
+        if listed is None:
+            continue  # withdrawn or changed since the match: report the distance alone
+        query_share, listed_share = shares(
+            frame_codes(VpdqSignal.frames(parsed[q][VpdqSignal.name])), frame_codes(VpdqSignal.frames(listed))
+        )
+        m["query_share"], m["listed_share"] = round(query_share, 4), round(listed_share, 4)
 
+
+def _hash_media(hub: Hub, data: bytes) -> FileHashes:
+    """Digests plus PDQ for an image, or plus vPDQ (within the hub's upload limit) for a video."""
+    # Imported here: media decoding (Pillow, PyAV) is only needed once someone uploads media.
+    from hashhub.hashing import hash_bytes
+    from hashhub.media import MediaError
+    from hashhub.media.video import VideoLimits, is_video
+
+    if not is_video(data):
+        return hash_bytes(data)
+    hashed = hash_bytes(data, VIDEO_DIGESTS)
+    try:
+        video = VpdqSignal.hash_video(data, limits=VideoLimits(max_bytes=hub.settings.max_upload_bytes))
+    except MediaError as exc:
+        hashed.error = str(exc)
+        return hashed
+    hashed.quality[video.signal] = video.quality
+    if video.value is not None:
+        hashed.hashes[video.signal] = video.value
+    return hashed
+
+
+def match_media(hub: Hub, principal: auth.Principal, data: bytes) -> dict[str, Any]:
+    """Hash an image or video held in memory (never written anywhere) and match its fingerprints."""
     if not data:
-        raise Invalid("The request body is empty; send the image bytes as the body.")
-    hashed = hash_bytes(data)
+        raise Invalid("The upload is empty; send the image or video bytes (raw body or multipart 'file').")
+    hashed = _hash_media(hub, data)
     with db.read(hub.engine) as conn:
         readable = set(access.readable_lists(conn, principal))
     (matches,) = match_parsed(hub, [hashed.hashes], readable) if hashed.hashes else [{"matches": []}]

@@ -69,7 +69,7 @@ class Pool:
         #: held while reading or changing the pool; ingest holds it across its whole transaction.
         self.lock = threading.RLock()
         self.cursor = -1  # -1: nothing loaded yet
-        self._cluster_radius = {"exact": 0, "hamming": 10, "vector": 0, **(cluster_radius or {})}
+        self._cluster_radius = {"exact": 0, "hamming": 10, "vector": 0, "video": 0, **(cluster_radius or {})}
         self._cols = {name: _Column(dt) for name, dt in _COLUMNS.items()}
         self._grades: list[dict[str, str]] = []
         self._grade_ids: dict[tuple[str, str], int] = {}

@@ -11,9 +11,9 @@ from fastapi import APIRouter, HTTPException, Request
 from starlette.concurrency import run_in_threadpool
 
 from hashhub.agent.api.deps import Authorised, Runtime
-from hashhub.agent.api.upload import UploadError, read_multipart
 from hashhub.agent.matcher import parse_fingerprints
 from hashhub.signals import SignalError
+from hashhub.uploads import UploadError, file_of, read_body
 
 router = APIRouter(tags=["scan"], dependencies=[Authorised])
 
@@ -40,18 +40,6 @@ _OPENAPI_BODY = {
 }
 
 
-async def _body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise UploadError(f"The upload is {int(declared)} bytes; this agent accepts at most {limit}.", 413)
-    chunks = bytearray()
-    async for chunk in request.stream():
-        chunks += chunk
-        if len(chunks) > limit:
-            raise UploadError(f"The upload is over {limit} bytes, the most this agent accepts.", 413)
-    return bytes(chunks)
-
-
 def _fingerprints(body: bytes) -> tuple[dict[str, str], str | None]:
     try:
         payload = orjson.loads(body)
@@ -74,15 +62,13 @@ async def scan(request: Request, runtime: Runtime) -> dict[str, Any]:
     started = time.perf_counter()
     content_type = request.headers.get("content-type", "")
     try:
-        body = await _body(request, runtime.settings.max_upload_bytes)
+        body = await read_body(request, runtime.settings.max_upload_bytes)
         if content_type.startswith("application/json"):
             hashes, name = _fingerprints(body)
             result = await run_in_threadpool(runtime.scanner.scan_fingerprints, hashes, name)
         else:
-            if content_type.startswith("multipart/form-data"):
-                data, name = read_multipart(body, content_type)
-            else:
-                data, name = body, request.query_params.get("file")
+            data, name = file_of(body, content_type)
+            name = name or request.query_params.get("file")
             if not data:
                 raise UploadError("The upload is empty.", 422)
             result = await run_in_threadpool(runtime.scanner.scan_bytes, data, name)

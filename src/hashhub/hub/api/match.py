@@ -9,12 +9,17 @@ from hashhub.hub import match
 from hashhub.hub.api.deps import Caller, HubDep, json_response
 from hashhub.hub.errors import HubError, Invalid
 from hashhub.hub.schemas import MatchIn
+from hashhub.uploads import UploadError, file_of, read_body
 
 router = APIRouter(prefix="/api/v1/match", tags=["match"])
 
 
 class TooLarge(HubError):
     status = 413
+
+
+_BINARY = {"type": "string", "format": "binary"}
+_UPLOAD_ERRORS: dict[int, type[HubError]] = {413: TooLarge, 422: Invalid}
 
 
 @router.post("", summary="Match up to 10,000 fingerprints (members)")
@@ -24,26 +29,24 @@ def match_fingerprints(body: MatchIn, hub: HubDep, caller: Caller) -> Response:
 
 @router.post(
     "/media",
-    summary="Hash an image in memory and match it (members)",
-    description="Send the image bytes as the request body (`curl --data-binary @photo.jpg`). The image is "
-    "held in memory only: it is hashed, matched and dropped, never written to disk.",
+    summary="Hash an image or video in memory and match it (members)",
+    description="Send the image or video bytes as the request body (`curl --data-binary @photo.jpg`) or "
+    "as the multipart field `file` (`curl -F file=@clip.mp4`). The upload is held in memory only: it is "
+    "hashed (PDQ for images, vPDQ for videos), matched and dropped, never written to disk.",
     openapi_extra={
         "requestBody": {
-            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
+            "content": {
+                "application/octet-stream": {"schema": _BINARY},
+                "multipart/form-data": {"schema": {"type": "object", "properties": {"file": _BINARY}}},
+            }
         }
     },
 )
 async def match_media(request: Request, hub: HubDep, caller: Caller) -> Response:
     caller.require("member")
-    limit = hub.settings.max_upload_bytes
-    if request.headers.get("content-type", "").startswith("multipart/"):
-        raise Invalid("Send the image as the raw request body (curl --data-binary @file), not as a form.")
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise TooLarge(f"The upload is {declared} bytes; the limit is {limit}.")
-    data = bytearray()
-    async for chunk in request.stream():
-        data.extend(chunk)
-        if len(data) > limit:
-            raise TooLarge(f"The upload is larger than the limit of {limit} bytes.")
-    return json_response(await run_in_threadpool(match.match_media, hub, caller, bytes(data)))
+    try:
+        body = await read_body(request, hub.settings.max_upload_bytes)
+        data, _ = file_of(body, request.headers.get("content-type", ""))
+    except UploadError as exc:
+        raise _UPLOAD_ERRORS.get(exc.status, HubError)(str(exc)) from None
+    return json_response(await run_in_threadpool(match.match_media, hub, caller, data))
