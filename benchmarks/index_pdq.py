@@ -245,7 +245,10 @@ def run_size(n: int, args: argparse.Namespace) -> dict:
                 if engine.name in skip:
                     continue
                 # The exhaustive scan is ~100x slower: fewer queries keep its run short.
-                nq = args.flat_queries if engine.name == "faiss_flat" else args.queries
+                nq = {"faiss_flat": args.flat_queries, "faiss_multihash": args.multihash_queries}.get(
+                    engine.name
+                )
+                nq = nq or args.queries
                 singles = min(args.singles, nq)
                 per[engine.name] = apart(measure, engine, ids, codes, queries[:nq], singles)
             truth = per["faiss_flat"]["_found"] if "faiss_flat" in per else None
@@ -275,6 +278,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--queries", type=int, default=2000, help="batch queries per engine")
     parser.add_argument("--flat-queries", type=int, default=200, help="batch queries for the exhaustive scan")
+    parser.add_argument(
+        "--multihash-queries", type=int, help="batch queries for MultiHash (default --queries)"
+    )
     parser.add_argument("--singles", type=int, default=200, help="single queries timed for p50/p99")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--skip", action="append", choices=["hashhub", "faiss_flat", "faiss_multihash"])

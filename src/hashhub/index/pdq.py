@@ -89,10 +89,12 @@ class PdqIndex:
             self._publish()
             retired = replaced.shape[0] + self._kill_locked(ids_arr, include_delta=False)
             self._count += ids_arr.shape[0] - retired
-            big_batch = ids_arr.shape[0] >= self._limit()
+            # A bulk load (at least as many codes as the tables hold) gets its tables now; smaller
+            # batches wait in the delta, and the merge they trigger runs in the background.
+            big_batch = ids_arr.shape[0] >= max(self._limit(), len(self._main))
             due = self._merge_due()
         if big_batch:
-            self.compact()  # a bulk load: build the tables now rather than scan it meanwhile
+            self.compact()
         elif due:
             self._merge_in_background()
 
