@@ -39,6 +39,9 @@ def create_app(runtime: AgentRuntime, *, background_sync: bool = True) -> FastAP
     from hashhub.web import agent_views  # the browser UI builds on the agent, so it is imported here, late
 
     agent_views.mount(app)
+    from hashhub.ops.apps import install_agent  # limits, rate limits, metrics, JSON request logs
+
+    install_agent(app, runtime)
 
     @app.get("/healthz", tags=["status"])
     def healthz() -> dict[str, Any]:

@@ -25,6 +25,12 @@ class AgentSettings(BaseSettings):
     #: seconds between background syncs in `agent serve` (0 turns background sync off).
     sync_interval: float = Field(default=60.0, ge=0)
     max_upload_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
+    #: requests per second per key, by role (0: unlimited; "anonymous": no valid key, per address).
+    #: JSON in HASHHUB_RATE_LIMITS; a burst of rate x rate_limit_burst_seconds is allowed.
+    rate_limits: dict[str, float] = Field(default_factory=lambda: {"agent": 0.0, "anonymous": 200.0})
+    rate_limit_burst_seconds: float = Field(2.0, gt=0)
+    #: a bearer token that may read GET /metrics (besides the agent key); empty: none.
+    metrics_token: str = ""
 
 
 def make_settings(**overrides: object) -> AgentSettings:

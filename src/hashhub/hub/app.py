@@ -38,6 +38,9 @@ def create_app(settings: HubSettings | None = None, hub: Hub | None = None) -> F
 
     hub_views.mount(app)
     _error_handlers(app)
+    from hashhub.ops.apps import install_hub  # limits, rate limits, metrics, JSON request logs
+
+    install_hub(app, hub)
     return app
 
 

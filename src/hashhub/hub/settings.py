@@ -21,3 +21,11 @@ class HubSettings(BaseSettings):
     max_upload_bytes: int = Field(50 * 1024 * 1024, ge=1024)
     #: a verified key is trusted from memory this long (revocation takes effect within it).
     key_cache_seconds: float = Field(10.0, ge=0)
+    #: requests per second per key, by role (0: unlimited; "anonymous": no valid key, per address).
+    #: JSON in HASHHUB_RATE_LIMITS; a burst of rate x rate_limit_burst_seconds is allowed.
+    rate_limits: dict[str, float] = Field(
+        default_factory=lambda: {"admin": 0.0, "contributor": 200.0, "member": 1000.0, "anonymous": 200.0}
+    )
+    rate_limit_burst_seconds: float = Field(2.0, gt=0)
+    #: a bearer token that may read GET /metrics (besides admin keys); empty: none.
+    metrics_token: str = ""
