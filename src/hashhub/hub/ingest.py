@@ -229,9 +229,11 @@ def write_rows(
 ) -> dict[str, Any]:
     """Write validated rows in one transaction that holds the feed cursor; returns ids per row."""
     me = principal.org_id
-    now = time.time()
     with db.write(hub.engine) as conn:  # one transaction, holding the feed cursor from the start
         head, _ = heads.lock(conn, heads.CHANGES)
+        # Stamped only once we hold the cursor: a write that waited on the lock must not commit with
+        # a time seconds older than writes that committed before it (time-window readers page by it).
+        now = time.time()
         existing = _existing(conn, me, sorted({r.external_id for r in rows if r.external_id}))
         same = _same_fingerprints(conn, me, sorted({r.fp_key for r in rows}))
         next_id = (conn.execute(sa.select(sa.func.max(items.c.id))).scalar() or 0) + 1
