@@ -133,6 +133,34 @@ def key_revoke(
     _print(orgs.revoke_key(_hub(db).engine, key))
 
 
+@key_app.command("rotate")
+@cli_errors
+def key_rotate(
+    key: Annotated[str, typer.Argument(help="the key id, or the whole key, to replace")],
+    grace: Annotated[float, typer.Option(min=0, help="seconds the old key keeps working")] = 0.0,
+    db: Db = DEFAULT_DB,
+) -> None:
+    """Issue a replacement key (same organisation and scopes, shown once); the old one is revoked
+    after the grace period."""
+    _print(orgs.rotate_key(_hub(db).engine, key, grace))
+
+
+@hub_app.command("backup")
+@cli_errors
+def backup(
+    file: Annotated[Path, typer.Argument(dir_okay=False, help="where to write the copy")],
+    db: Db = DEFAULT_DB,
+) -> None:
+    """Copy a SQLite hub database consistently while it is in use (PostgreSQL: use pg_dump)."""
+    from hashhub.ops.backup import BackupError, backup_sqlite
+
+    try:
+        _print(backup_sqlite(db, file))
+    except BackupError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
 @list_app.command("create")
 @cli_errors
 def list_create(

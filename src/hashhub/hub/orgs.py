@@ -100,10 +100,43 @@ def revoke_key(engine: Engine, key_id: str, actor: str = "cli") -> dict[str, Any
         row = conn.execute(sa.select(api_keys.c.revoked_at).where(api_keys.c.id == key_id)).one_or_none()
         if row is None:
             raise NotFound(f"There is no key with id {key_id!r}.")
-        if row.revoked_at is None:
-            conn.execute(sa.update(api_keys).where(api_keys.c.id == key_id).values(revoked_at=time.time()))
+        now = time.time()
+        if row.revoked_at is None or row.revoked_at > now:  # also cuts short a rotation's grace period
+            conn.execute(sa.update(api_keys).where(api_keys.c.id == key_id).values(revoked_at=now))
             audit.record(conn, actor, "key.revoke", key_id)
     return {"key_id": key_id, "revoked": True}
+
+
+def rotate_key(engine: Engine, key_id: str, grace_seconds: float = 0.0, actor: str = "cli") -> dict[str, Any]:
+    """A new key with the old one's organisation, scopes and label; the old one stops working after
+    `grace_seconds` (0: at once), so clients can switch over without an outage."""
+    if grace_seconds < 0:
+        raise Invalid("The grace period cannot be negative.")
+    if key_id.startswith(f"{auth.PREFIX}_"):
+        key_id = auth.split_key(key_id)[0]
+    with db.write(engine) as conn:
+        old = conn.execute(sa.select(api_keys).where(api_keys.c.id == key_id)).one_or_none()
+        now = time.time()
+        if old is None:
+            raise NotFound(f"There is no key with id {key_id!r}.")
+        if old.revoked_at is not None and old.revoked_at <= now:
+            raise Invalid(f"Key {key_id!r} is already revoked; create a new key instead.")
+        scopes = frozenset(old.scopes.split(","))
+        new = auth.issue(conn, old.org_id, scopes, label=old.label)
+        ends = now + grace_seconds
+        conn.execute(sa.update(api_keys).where(api_keys.c.id == key_id).values(revoked_at=ends))
+        details = {"old": key_id, "new": new.key_id, "grace_seconds": grace_seconds}
+        audit.record(conn, actor, "key.rotate", key_id, details)
+        org_name = sa.select(organisations.c.name).where(organisations.c.id == old.org_id)
+        org = conn.execute(org_name).scalar_one()
+    return {
+        "org": org,
+        "key_id": new.key_id,
+        "api_key": new.api_key,
+        "scopes": sorted(scopes),
+        "replaces": key_id,
+        "old_key_stops_at": ends,
+    }
 
 
 def create_list(
