@@ -138,7 +138,7 @@ def test_sign_out_ends_the_session(page, world: World) -> None:
 def test_search_by_uploaded_file_finds_the_listed_photo(page, world: World, corpus) -> None:
     sign_in(page, world.hub, world.keys["platform"])
     page.goto(f"{world.hub}/search")
-    page.get_by_label("Image file").set_input_files(str(corpus / "photos" / world.rows[2]["file"]))
+    page.get_by_label("Image or video file").set_input_files(str(corpus / "photos" / world.rows[2]["file"]))
     page.get_by_role("button", name="Hash and search").click()
     assert world.rows[2]["md5"] in page.locator("section", has_text="Fingerprints of").inner_text()
     best = page.locator("table.results tbody tr").first

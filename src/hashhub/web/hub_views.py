@@ -12,7 +12,7 @@ from fastapi.responses import RedirectResponse
 from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 
-from hashhub import db
+from hashhub import db, uploads
 from hashhub.hub import audit, feedback, match, orgs
 from hashhub.hub.auth import ROLES, Principal
 from hashhub.hub.core import Hub
@@ -111,22 +111,13 @@ def search(
 @router.post("/search/file")
 async def search_file(request: Request, who: Signed, csrf: str = Query("")) -> Response:
     """A file matched in memory (never written to disk), exactly like `POST /api/v1/match/media`."""
-    # The agent's in-memory multipart reader (Starlette's spools big uploads to disk); imported here
-    # so a hub that never gets an upload does not load the agent's modules.
-    from hashhub.agent.api.upload import UploadError, read_multipart
-
     check_csrf(who, csrf)
     hub, principal = _hub(request), _principal(who)
     principal.require("member")
-    limit = hub.settings.max_upload_bytes
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise PageError(413, f"The file is larger than the limit of {limit} bytes.")
     try:
-        data, name = read_multipart(bytes(body), request.headers.get("content-type", ""))
-    except UploadError as exc:
+        body = await uploads.read_body(request, hub.settings.max_upload_bytes)
+        data, name = uploads.read_multipart(body, request.headers.get("content-type", ""))
+    except uploads.UploadError as exc:
         raise PageError(exc.status, str(exc)) from None
     if not data:
         raise PageError(422, "Choose a file to search for.")
