@@ -309,3 +309,32 @@ def test_empty_index_and_empty_batches() -> None:
     ix.add([], np.empty((0, 32), np.uint8))
     ix.remove([])
     assert len(ix) == 0
+
+
+def test_a_failed_merge_loses_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """If building the merged tables fails (say, out of memory), every code stays searchable."""
+    from hashhub.index import _pdq_segment
+
+    rng = np.random.default_rng(12)
+    codes = rng.integers(0, 256, (300, 32), dtype=np.uint8)
+    ix = PdqIndex(delta_limit=10_000)
+    ix.add(np.arange(200), codes[:200])
+    ix.add(np.arange(200, 300), codes[200:])  # waits in the delta
+    ix.remove([0, 250])
+    real_build = _pdq_segment.PdqSegment.build.__func__
+
+    def failing_build(cls, ids, codes, *, tables=None):  # type: ignore[no-untyped-def]
+        if tables is None:
+            raise MemoryError("simulated")
+        return real_build(cls, ids, codes, tables=tables)
+
+    monkeypatch.setattr(_pdq_segment.PdqSegment, "build", classmethod(failing_build))
+    with pytest.raises(MemoryError):
+        ix.compact()
+    monkeypatch.undo()
+    assert len(ix) == 298
+    for i in (1, 199, 201, 299):
+        assert as_dict(ix.search_one(codes[i], 0)) == {i: 0}
+    assert as_dict(ix.search_one(codes[250], 0)) == {}
+    ix.compact()
+    assert len(ix) == 298 and as_dict(ix.search_one(codes[201], 0)) == {201: 0}

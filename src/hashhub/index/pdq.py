@@ -147,14 +147,27 @@ class PdqIndex:
                 main_alive, delta_alive = main.alive.copy(), delta.alive.copy()
                 self._removed_while_merging = []
                 self._publish()
-            ids, codes = merge(*main.live_rows(main_alive), *delta.live_rows(delta_alive))
-            merged = PdqSegment.build(ids, codes)
+            try:
+                ids, codes = merge(*main.live_rows(main_alive), *delta.live_rows(delta_alive))
+                merged = PdqSegment.build(ids, codes)
+            except BaseException:
+                self._unfreeze(delta)  # e.g. out of memory: keep every code searchable, retry later
+                raise
             with self._lock:
                 for removed in self._removed_while_merging:
                     merged.kill(removed)
                 self._removed_while_merging = None
                 self._main, self._frozen = merged, None
                 self._publish()
+
+    def _unfreeze(self, frozen: PdqSegment) -> None:
+        """Undo a failed merge: the frozen rows go back into the delta (ids replaced or removed
+        meanwhile were tombstoned in `frozen`, so the two hold no id in common)."""
+        with self._lock:
+            ids, codes = merge(*self._delta.live_rows(), *frozen.live_rows())
+            self._delta = PdqSegment.build(ids, codes, tables=False)
+            self._frozen, self._removed_while_merging = None, None
+            self._publish()
 
     def wait_merged(self) -> None:
         """Block until a background merge in progress (if any) has been swapped in."""
