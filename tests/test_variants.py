@@ -262,6 +262,14 @@ def test_arrays_and_images_give_the_same_variants(corpus, listed):
     assert query_variants(np.asarray(image.convert("L"))) != []
     with pytest.raises(ValueError, match="2-D luma"):
         query_variants(np.zeros((4, 4, 4, 4)))
+    with pytest.raises(ValueError, match="non-empty"):
+        query_variants(np.zeros((0, 0)))
+
+
+def test_images_too_small_to_hash_give_only_the_plain_hash_at_quality_0():
+    for shape in [(1, 1), (3, 100)]:
+        variants = query_variants(np.full(shape, 128, dtype=np.uint8))
+        assert [(v.name, v.quality) for v in variants] == [(PLAIN, 0)]
 
 
 def boxed_frame(photo: Image.Image, size: tuple[int, int] = (640, 360)) -> np.ndarray:

@@ -184,8 +184,8 @@ def query_variants(
     luma, full_shape = _luma(source, full_shape)
     plain = pdq_hasher.hash_luma(luma, full_shape)
     variants = [Variant(PLAIN, plain.hash, plain.quality)]
-    if options.enabled <= {PLAIN}:
-        return variants
+    if options.enabled <= {PLAIN} or min(luma.shape) < pdq_hasher.MIN_DIMENSION:
+        return variants  # nothing else asked for, or too small to hash at all (quality 0)
     work = _Work.of(luma, full_shape)
     if options.wants(TRIMMED):
         found = find_content(work.pixels)
@@ -253,8 +253,8 @@ def _luma(source: Source, full_shape: tuple[int, int] | None) -> tuple[np.ndarra
     array = np.asarray(source)
     if array.ndim == 3:
         return pdq_hasher.luma_from_rgb(array.astype(np.float32)), full_shape
-    if array.ndim != 2:
-        raise ValueError(f"expected a 2-D luma or H x W x 3 RGB array, got shape {array.shape}")
+    if array.ndim != 2 or array.size == 0:
+        raise ValueError(f"expected a non-empty 2-D luma or H x W x 3 RGB array, got shape {array.shape}")
     return array, full_shape
 
 
