@@ -76,11 +76,17 @@ def fingerprint_key(fps: dict[str, str]) -> int:
     return int.from_bytes(digest, "big") >> 1
 
 
-def _canonical(index: int, item: ItemIn, schemes: dict[str, grading.Scheme]) -> Row:
-    """A `Row` with canonical fingerprints and grade, or ValueError naming the field that is wrong."""
+def _canonical(
+    index: int, item: ItemIn, schemes: dict[str, grading.Scheme], kinds: dict[str, type[signals.SignalType]]
+) -> Row:
+    """A `Row` with canonical fingerprints and grade, or ValueError naming the field that is wrong.
+    `kinds` caches signal types by the names as sent (a batch repeats the same few names)."""
     fps: dict[str, str] = {}
     for name, value in item["fingerprints"].items():
-        canonical_name, canonical = signals.parse(name, value)  # SignalError is a ValueError
+        signal = kinds.get(name)
+        if signal is None:
+            signal = kinds[name] = signals.get(name)  # SignalError is a ValueError
+        canonical_name, canonical = signal.name, signal.parse(value)
         if canonical_name in fps:
             raise ValueError(f"fingerprints: {canonical_name} is given twice")
         fps[canonical_name] = canonical if isinstance(canonical, str) else orjson.dumps(canonical).decode()
@@ -134,11 +140,12 @@ def parse_rows(
     """Validated rows and the rejected ones (`{"index", "error"}`), both in input order."""
     shaped, errors = _validate_shapes(rows)
     good, rejected = [], []
+    kinds: dict[str, type[signals.SignalType]] = {}
     for i, item in enumerate(shaped):
         try:
             if item is None:
                 raise ValueError(errors[i])
-            good.append(_canonical(i, item, schemes))
+            good.append(_canonical(i, item, schemes, kinds))
         except ValueError as exc:
             rejected.append({"index": i, "error": str(exc)})
     return good, rejected
@@ -257,7 +264,8 @@ def write_rows(
                     row.classification, row.reviewers, status, row.fp_key, created, now, doc,
                 )
             )  # fmt: skip
-            fp_rows.extend((item_id, s, v, row.quality.get(s)) for s, v in row.fingerprints.items())
+            quality = row.quality
+            fp_rows.extend([(item_id, s, v, quality.get(s)) for s, v in row.fingerprints.items()])
             kind = "new" if old is None else "updated"
             if old is not None:
                 updated.add(item_id)
