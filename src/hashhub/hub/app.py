@@ -58,7 +58,11 @@ def _error_handlers(app: FastAPI) -> None:
         errors = exc.errors()
         first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
         where = ".".join(str(p) for p in first.get("loc", ()))
-        detail = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in errors[:50]]
+        # loc, msg and type: the ValidationError shape the OpenAPI document promises for 422.
+        detail = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+            for e in errors[:50]
+        ]
         return json_response({"error": f"{where}: {first.get('msg')}", "detail": detail}, 422)
 
     @app.exception_handler(OperationalError)

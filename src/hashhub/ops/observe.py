@@ -70,4 +70,5 @@ class Observe:
 
 def _route_template(scope: Scope) -> str:
     path = getattr(scope.get("route"), "path", None)  # FastAPI leaves the matched route here
-    return path if isinstance(path, str) else UNMATCHED
+    # Inside a mounted sub-app the route's path is relative; root_path holds the mount's prefix.
+    return scope.get("root_path", "") + path if isinstance(path, str) else UNMATCHED

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Path, Request, status
 
 from hashhub.agent.runtime import AgentRuntime
 
@@ -28,3 +28,5 @@ def require_key(request: Request, runtime: Annotated[AgentRuntime, Depends(get_r
 
 Runtime = Annotated[AgentRuntime, Depends(get_runtime)]
 Authorised = Depends(require_key)
+#: a stored row id; bounded so an out-of-range number is a 422, not a database overflow (500).
+RowId = Annotated[int, Path(ge=1, le=2**62, description="an id as the agent gave it")]

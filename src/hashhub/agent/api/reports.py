@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Query
 
 from hashhub.agent import reports
-from hashhub.agent.api.deps import Authorised, Runtime
+from hashhub.agent.api.deps import Authorised, RowId, Runtime
 
 router = APIRouter(prefix="/reports", tags=["reports"], dependencies=[Authorised])
 
@@ -24,5 +24,5 @@ def export(runtime: Runtime, unexported: bool = Query(False)) -> dict[str, Any]:
 
 
 @router.get("/{report_id}")
-def get_report(report_id: int, runtime: Runtime) -> dict[str, Any]:
+def get_report(report_id: RowId, runtime: Runtime) -> dict[str, Any]:
     return reports.get_report(runtime.store, report_id)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from hashhub.agent import review
-from hashhub.agent.api.deps import Authorised, Runtime
+from hashhub.agent.api.deps import Authorised, RowId, Runtime
 
 router = APIRouter(prefix="/reviews", tags=["reviews"], dependencies=[Authorised])
 
@@ -35,10 +35,10 @@ def list_reviews(
 
 
 @router.post("/{review_id}/confirm")
-def confirm(review_id: int, body: Confirm, runtime: Runtime) -> dict[str, Any]:
+def confirm(review_id: RowId, body: Confirm, runtime: Runtime) -> dict[str, Any]:
     return review.confirm(runtime.store, review_id, reviewer=body.reviewer, viewed=body.viewed)
 
 
 @router.post("/{review_id}/reject")
-def reject(review_id: int, body: Reject, runtime: Runtime) -> dict[str, Any]:
+def reject(review_id: RowId, body: Reject, runtime: Runtime) -> dict[str, Any]:
     return review.reject(runtime.store, review_id, body.reason, note=body.note, reviewer=body.reviewer)

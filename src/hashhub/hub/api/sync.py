@@ -26,7 +26,11 @@ def read_feed(
     return Response(page, media_type="application/json")
 
 
-@router.get("/snapshot", summary="Every live item as NDJSON; first line {'cursor': C} (members)")
+@router.get(
+    "/snapshot",
+    summary="Every live item as NDJSON; first line {'cursor': C} (members)",
+    responses={200: {"content": {"application/x-ndjson": {}}}},  # documents what the stream really is
+)
 def read_snapshot(
     request: Request,
     hub: HubDep,
