@@ -2,7 +2,8 @@
 
 Hashing is the expensive part and is independent per file, so it is what fans out; the index lives
 once, in the process that owns it, and matches whole batches at a time. On Dask the workers only need
-to read the files (shared storage) and run `hashhub.hashing`; the index never leaves the client.
+to read the files (shared storage) and run `hashhub.detect` (plain hashes plus the query variants
+the policy enables); the index never leaves the client.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from hashhub.agent import decisions
-from hashhub.agent.scanner import Scanner, ScanResult, signals_for
-from hashhub.hashing import FileHashes, hash_path
+from hashhub.agent.scanner import Scanner, ScanResult
+from hashhub.detect import Scanned, hash_file
+from hashhub.hashing import FileHashes
+from hashhub.variants import PLAIN_ONLY, VariantOptions
 
 #: files per task: large enough to amortise the hop to a worker, small enough to balance the load.
 CHUNK = 32
@@ -44,14 +47,15 @@ def iter_files(paths: Iterable[str | Path]) -> Iterator[Path]:
             raise ScanPathError(f"{path} does not exist (or is neither a file nor a folder).")
 
 
-def hash_chunk(paths: list[str]) -> list[FileHashes]:
-    """Hash a few files (runs in a worker process or on a Dask worker): vPDQ for videos, PDQ else."""
+def hash_chunk(paths: list[str], options: VariantOptions = PLAIN_ONLY) -> list[Scanned]:
+    """Hash a few files (runs in a worker process or on a Dask worker): vPDQ for videos, PDQ and
+    the query variants in `options` else."""
     out = []
     for path in paths:
         try:
-            out.append(hash_path(path, signals_for(path)))
+            out.append(hash_file(path, options))
         except OSError as exc:  # unreadable file: report it, keep scanning the rest
-            out.append(FileHashes(error=f"cannot read {path}: {exc.strerror or exc}"))
+            out.append(Scanned(FileHashes(error=f"cannot read {path}: {exc.strerror or exc}")))
     return out
 
 
@@ -66,17 +70,17 @@ def _chunks(files: Iterable[Path], size: int) -> Iterator[list[str]]:
         yield chunk
 
 
-def _decide(scanner: Scanner, pending: list[tuple[str, FileHashes]], source: str) -> list[ScanResult]:
-    files, hashed = zip(*pending, strict=True)
-    results = scanner.evaluate_many(list(files), list(hashed))
+def _decide(scanner: Scanner, pending: list[tuple[str, Scanned]], source: str) -> list[ScanResult]:
+    files, scanned = zip(*pending, strict=True)
+    results = scanner.evaluate_scanned(list(files), list(scanned))
     decisions.record(scanner.store, results, source)
     return results
 
 
 def _in_batches(
-    scanner: Scanner, hashed: Iterator[tuple[list[str], list[FileHashes]]], source: str
+    scanner: Scanner, hashed: Iterator[tuple[list[str], list[Scanned]]], source: str
 ) -> Iterator[ScanResult]:
-    pending: list[tuple[str, FileHashes]] = []
+    pending: list[tuple[str, Scanned]] = []
     for names, results in hashed:
         pending.extend(zip(names, results, strict=True))
         if len(pending) >= BATCH:
@@ -91,25 +95,27 @@ def scan_local(
 ) -> Iterator[ScanResult]:
     """Scan files and folders with `workers` processes (default: every core), results in file order."""
     files = iter_files(paths)
+    options = scanner.policy.variants
     workers = workers or os.cpu_count() or 1
     if workers == 1:
-        yield from _in_batches(scanner, ((c, hash_chunk(c)) for c in _chunks(files, CHUNK)), source)
+        chunks = _chunks(files, CHUNK)
+        yield from _in_batches(scanner, ((c, hash_chunk(c, options)) for c in chunks), source)
         return
     with ProcessPoolExecutor(max_workers=workers) as pool:
         chunks = _chunks(files, CHUNK)
         # Keep a bounded number of chunks in flight so a million-file backlog never sits in memory.
         in_flight = []
         for chunk in chunks:
-            in_flight.append((chunk, pool.submit(hash_chunk, chunk)))
+            in_flight.append((chunk, pool.submit(hash_chunk, chunk, options)))
             if len(in_flight) >= workers * 4:
                 break
 
-        def results() -> Iterator[tuple[list[str], list[FileHashes]]]:
+        def results() -> Iterator[tuple[list[str], list[Scanned]]]:
             while in_flight:
                 chunk, future = in_flight.pop(0)
                 nxt = next(chunks, None)
                 if nxt is not None:
-                    in_flight.append((nxt, pool.submit(hash_chunk, nxt)))
+                    in_flight.append((nxt, pool.submit(hash_chunk, nxt, options)))
                 yield chunk, future.result()
 
         yield from _in_batches(scanner, results(), source)
@@ -124,9 +130,12 @@ def scan_dask(
     except ImportError as exc:  # the optional extra is missing
         raise RuntimeError("Dask scans need the dask extra: pip install 'hashhub[dask]'.") from exc
     with Client(address, timeout="30s") as client:
-        futures = {client.submit(hash_chunk, c, pure=False): c for c in _chunks(iter_files(paths), CHUNK)}
+        options = scanner.policy.variants
+        futures = {
+            client.submit(hash_chunk, c, options, pure=False): c for c in _chunks(iter_files(paths), CHUNK)
+        }
 
-        def results() -> Iterator[tuple[list[str], list[FileHashes]]]:
+        def results() -> Iterator[tuple[list[str], list[Scanned]]]:
             for future in as_completed(futures):
                 yield futures[future], future.result()
 

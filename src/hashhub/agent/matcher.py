@@ -8,7 +8,7 @@ refreshes are serialised by one, and a match whose item was withdrawn a moment a
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -20,6 +20,7 @@ from hashhub.agent.store import Store, StoredItem
 from hashhub.index import ExactIndex, PdqIndex
 from hashhub.index.vpdq import VpdqIndex
 from hashhub.signals import PdqSignal, SignalError
+from hashhub.variants import PLAIN, PLAIN_ONLY, Variant, VariantOptions, match_variants
 
 MatchType = Literal["exact", "perceptual"]
 VIDEO_SIGNAL = "vpdq"
@@ -48,6 +49,8 @@ class Match:
     match_type: MatchType
     #: videos (vPDQ): share of the query's frames found in the item, and of the item's in the query
     shares: tuple[float, float] | None = None
+    #: which version of the upload matched (`hashhub.variants`): "plain" is the untouched file
+    variant: str = PLAIN
 
     def as_dict(self) -> dict[str, Any]:
         extra = {} if self.shares is None else {"query_share": self.shares[0], "listed_share": self.shares[1]}
@@ -58,6 +61,7 @@ class Match:
             "signal": self.signal,
             "distance": self.distance,
             "match_type": self.match_type,
+            "variant": self.variant,
             "classification": self.meta.classification,
             "contributors": list(self.meta.contributors),
             "verifications": self.meta.verifications,
@@ -167,9 +171,18 @@ class Matcher:
         return self.match_many([hashes], [quality or {}])[0]
 
     def match_many(
-        self, hashes: list[Mapping[str, str]], qualities: list[Mapping[str, int]] | None = None
+        self,
+        hashes: list[Mapping[str, str]],
+        qualities: list[Mapping[str, int]] | None = None,
+        variants: list[Sequence[Variant]] | None = None,
+        options: VariantOptions = PLAIN_ONLY,
     ) -> list[list[Match]]:
-        """`match` for many files at once; PDQ queries go to the index in one batch."""
+        """`match` for many files at once; plain PDQ queries go to the index in one batch.
+
+        `variants[row]`: the file's other query variants (`hashhub.detect`), matched within their
+        own radii (`options`); an item the plain hash (or an exact signal) found is reported as
+        "plain", any other under the nearest variant that found it.
+        """
         qualities = qualities or [{} for _ in hashes]
         found: list[dict[int, Match]] = [{} for _ in hashes]
         pdq_rows: list[int] = []
@@ -212,7 +225,21 @@ class Matcher:
                         "perceptual",
                         (v.query_share, v.listed_share),
                     )
-        return [sorted(f.values(), key=lambda m: (m.match_type != "exact", m.distance)) for f in found]
+        for row, extra in enumerate(variants or []):
+            if extra:
+                self._match_variants(found[row], extra, options)
+        return [
+            sorted(f.values(), key=lambda m: (m.match_type != "exact", m.variant != PLAIN, m.distance))
+            for f in found
+        ]
+
+    def _match_variants(
+        self, found: dict[int, Match], variants: Sequence[Variant], options: VariantOptions
+    ) -> None:
+        for variant, ids, distances in match_variants(variants, self._pdq, self.pdq_radius, options=options):
+            for pk, distance in zip(ids.tolist(), distances.tolist(), strict=True):
+                if pk not in found:  # what the untouched file matched stays reported as plain
+                    self._keep(found, pk, PdqSignal.name, int(distance), "perceptual", variant=variant)
 
     def _keep(
         self,
@@ -222,6 +249,7 @@ class Matcher:
         distance: int,
         kind: MatchType,
         shares: tuple[float, float] | None = None,
+        variant: str = PLAIN,
     ) -> None:
         entry = self._meta.get(pk)
         if entry is None:
@@ -229,7 +257,7 @@ class Matcher:
         best = found.get(pk)
         if best is not None and (best.match_type == "exact" or best.distance <= distance):
             return
-        found[pk] = Match(pk, entry[0], entry[1], signal, distance, kind, shares)
+        found[pk] = Match(pk, entry[0], entry[1], signal, distance, kind, shares, variant)
 
 
 def parse_fingerprints(raw: Mapping[str, object]) -> dict[str, str]:

@@ -21,19 +21,26 @@ a match no rule covers gets `[defaults] action`.
     classification = ["A1", "A2", "B1", "B2"]   # values, or "*" (any); `scheme = "industry"` optional
     action = "block_and_report"
 
-Conditions left out hold for every match. Unknown keys and actions are errors naming the rule, so a
-typo never silently changes what the agent does.
+    [variants]                      # query variants of uploaded images (hashhub.variants)
+    enabled = ["all"]               # names or groups: all, none, borders, mirrors, rotations, crops...
+    action = "review"               # optional: every match found through a variant gets this action
+    radii = { trimmed = 16 }        # optional: tighter (or looser) Hamming radius per variant
+
+A rule may also name `variant = ["plain"]` (names or groups) to apply only to matches found that
+way. Conditions left out hold for every match. Unknown keys and actions are errors naming the rule,
+so a typo never silently changes what the agent does.
 """
 
 from __future__ import annotations
 
 import tomllib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hashhub.agent.matcher import Match
+from hashhub.variants import GROUPS, PLAIN, VARIANT_NAMES, VariantOptions
 
 ACTIONS = ("allow", "review", "block", "block_and_report")
 SEVERITY = {name: rank for rank, name in enumerate(ACTIONS)}
@@ -50,7 +57,10 @@ RULE_KEYS = {
     "scheme",
     "status",
     "list",
+    "variant",
 }
+VARIANT_KEYS = {"enabled", "action", "radii"}
+VARIANT_ORDER = list(VARIANT_NAMES)
 
 DEFAULT_POLICY_TOML = """\
 # hashhub agent policy (the built-in default). First matching rule wins per match; the file gets the
@@ -85,6 +95,10 @@ name = "far-block-review"       # PDQ distance 21-31: likely the same picture, b
 match = "perceptual"
 min_distance = 21
 action = "review"
+
+[variants]
+enabled = ["all"]               # scan images as-is AND trimmed, flipped, turned, crop-padded
+# action = "review"             # uncomment: a match found only through a variant goes to a person
 """
 
 
@@ -105,9 +119,12 @@ class Rule:
     scheme: str | None = None
     status: frozenset[str] | None = None
     lists: frozenset[str] | None = None
+    variants: frozenset[str] | None = None
 
     def applies(self, m: Match) -> bool:
         if self.match != "any" and m.match_type != self.match:
+            return False
+        if self.variants is not None and m.variant not in self.variants:
             return False
         if self.min_distance is not None and m.distance < self.min_distance:
             return False
@@ -142,6 +159,10 @@ class Policy:
     rules: tuple[Rule, ...]
     default_action: str = "review"
     source: str = "built-in default"
+    #: which query variants scans compute and match, within which radii
+    variants: VariantOptions = field(default_factory=VariantOptions)
+    #: the action for every match found through a variant (None: the rules decide, as for plain)
+    variant_action: str | None = None
 
     def decide(self, matches: Sequence[Match]) -> Verdict:
         if not matches:
@@ -151,6 +172,8 @@ class Policy:
         return Verdict(action, rule, per_match)
 
     def _one(self, m: Match) -> tuple[str, str]:
+        if self.variant_action is not None and m.variant != PLAIN:
+            return self.variant_action, "variants"
         for rule in self.rules:
             if rule.applies(m):
                 return rule.action, rule.name
@@ -177,10 +200,11 @@ class Policy:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise PolicyError(f"{source}: not valid TOML: {exc}") from None
-        unknown = set(data) - {"defaults", "rules"}
+        unknown = set(data) - {"defaults", "rules", "variants"}
         if unknown:
             raise PolicyError(
-                f"{source}: unknown top-level keys {sorted(unknown)}; use [defaults] and [[rules]]."
+                f"{source}: unknown top-level keys {sorted(unknown)}; "
+                "use [defaults], [[rules]] and [variants]."
             )
         defaults = data.get("defaults", {})
         default_action = _action(defaults.get("action", "review"), source, "[defaults]")
@@ -188,13 +212,16 @@ class Policy:
         if not isinstance(raw_rules, list):
             raise PolicyError(f"{source}: 'rules' must be an array of tables ([[rules]]).")
         rules = tuple(_rule(raw, i, source) for i, raw in enumerate(raw_rules))
-        return cls(rules=rules, default_action=default_action, source=source)
+        variants, variant_action = _variants(data.get("variants", {}), source)
+        return cls(rules, default_action, source, variants, variant_action)
 
     def describe(self) -> dict[str, Any]:
         return {
             "source": self.source,
             "default_action": self.default_action,
             "rules": [{"name": r.name, "action": r.action} for r in self.rules],
+            "variants": sorted(self.variants.enabled, key=VARIANT_ORDER.index),
+            "variant_action": self.variant_action,
         }
 
 
@@ -225,6 +252,50 @@ def _names(value: object, where: str, key: str, case: str = "lower") -> frozense
     return frozenset(fold(v) for v in items)  # type: ignore[arg-type]
 
 
+def _variant_names(value: object, where: str) -> VariantOptions:
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, list) or not all(isinstance(v, str) for v in names):
+        raise PolicyError(f"{where} must be a list of variant or group names; got {value!r}.")
+    try:
+        return VariantOptions.from_names(names)
+    except ValueError as exc:
+        raise PolicyError(f"{where}: {exc}.") from None
+
+
+def _rule_variants(value: object, where: str) -> frozenset[str] | None:
+    """A rule's `variant` condition: exactly the names (groups expanded; "all" = every non-plain one)."""
+    names = _names(value, where, "variant")
+    if names is None:
+        return None
+    chosen = {variant for name in names for variant in GROUPS.get(name, (name,))}
+    unknown = chosen - set(VARIANT_NAMES)
+    if unknown:
+        raise PolicyError(
+            f"{where}: unknown variant(s) {sorted(unknown)}; choose from {', '.join(VARIANT_NAMES)} "
+            f"or the groups {', '.join(GROUPS)}."
+        )
+    return frozenset(chosen)
+
+
+def _variants(raw: object, source: str) -> tuple[VariantOptions, str | None]:
+    where = f"{source}: [variants]"
+    if not isinstance(raw, dict):
+        raise PolicyError(f"{where} must be a table.")
+    unknown = set(raw) - VARIANT_KEYS
+    if unknown:
+        raise PolicyError(f"{where}: unknown keys {sorted(unknown)}; known keys are {sorted(VARIANT_KEYS)}.")
+    enabled = _variant_names(raw.get("enabled", ["all"]), f"{where} enabled")
+    radii = raw.get("radii", {})
+    if not isinstance(radii, dict):
+        raise PolicyError(f"{where}: radii must be a table of variant = radius; got {radii!r}.")
+    try:
+        options = VariantOptions(enabled.enabled, {str(k).lower(): v for k, v in radii.items()})
+    except ValueError as exc:
+        raise PolicyError(f"{where}: radii: {exc}.") from None
+    action = raw.get("action")
+    return options, None if action is None else _action(action, source, "[variants]")
+
+
 def _rule(raw: object, index: int, source: str) -> Rule:
     if not isinstance(raw, dict):
         raise PolicyError(f"{source}: rule #{index + 1} must be a table.")
@@ -253,4 +324,5 @@ def _rule(raw: object, index: int, source: str) -> Rule:
         scheme=scheme.lower() if scheme else None,
         status=_names(raw.get("status"), where, "status"),
         lists=_names(raw.get("list"), where, "list", case="keep"),
+        variants=_rule_variants(raw.get("variant"), where),
     )

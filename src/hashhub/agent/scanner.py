@@ -1,9 +1,10 @@
 """Scanning: bytes or fingerprints in, hashes -> matches -> policy -> recorded decision out.
 
-`Scanner` is what the API and the CLI share. Hashing is `hashhub.hashing` (in memory for uploads:
-media is never written to disk); matching is the in-memory `Matcher`; the verdict comes from the
-`Policy`, and `decisions.record` keeps matched files' decisions, review entries, report drafts and
-the hits owed to hubs.
+`Scanner` is what the API and the CLI share. Hashing is `hashhub.detect` (in memory for uploads:
+media is never written to disk): the plain hashes, then the image's query variants the policy
+enables; matching is the in-memory `Matcher`; the verdict comes from the `Policy`, and
+`decisions.record` keeps matched files' decisions, review entries, report drafts and the hits owed
+to hubs.
 """
 
 from __future__ import annotations
@@ -16,16 +17,11 @@ from hashhub.agent import decisions
 from hashhub.agent.matcher import Match, Matcher
 from hashhub.agent.policy import Policy, Verdict
 from hashhub.agent.store import Store
-from hashhub.hashing import DEFAULT_SIGNALS, FileHashes, hash_bytes
-from hashhub.media.video import Source, is_video
+from hashhub.detect import IMAGE_SIGNALS, VIDEO_SIGNALS, Scanned, hash_media, signals_for
+from hashhub.hashing import FileHashes
+from hashhub.variants import Variant
 
-IMAGE_SIGNALS: tuple[str, ...] = tuple(DEFAULT_SIGNALS)
-VIDEO_SIGNALS: tuple[str, ...] = ("md5", "sha1", "sha256", "vpdq")
-
-
-def signals_for(source: Source) -> tuple[str, ...]:
-    """What to compute for a file: vPDQ for videos (sniffed from the first bytes), PDQ otherwise."""
-    return VIDEO_SIGNALS if is_video(source) else IMAGE_SIGNALS
+__all__ = ["IMAGE_SIGNALS", "VIDEO_SIGNALS", "ScanResult", "Scanner", "signals_for"]
 
 
 @dataclass
@@ -97,8 +93,19 @@ class Scanner:
         """Match and decide one file's hashes, without recording anything."""
         return self.evaluate_many([file], [hashed])[0]
 
-    def evaluate_many(self, files: Sequence[str | None], hashed: Sequence[FileHashes]) -> list[ScanResult]:
-        found = self.matcher.match_many([h.hashes for h in hashed], [h.quality for h in hashed])
+    def evaluate_many(
+        self,
+        files: Sequence[str | None],
+        hashed: Sequence[FileHashes],
+        variants: Sequence[Sequence[Variant]] | None = None,
+    ) -> list[ScanResult]:
+        """Match and decide many files; `variants[i]`: file i's query variants (`hashhub.detect`)."""
+        found = self.matcher.match_many(
+            [h.hashes for h in hashed],
+            [h.quality for h in hashed],
+            list(variants) if variants is not None else None,
+            self.policy.variants,
+        )
         return [
             ScanResult(
                 file=file,
@@ -111,9 +118,13 @@ class Scanner:
             for file, h, matches in zip(files, hashed, found, strict=True)
         ]
 
+    def evaluate_scanned(self, files: Sequence[str | None], scanned: Sequence[Scanned]) -> list[ScanResult]:
+        """`evaluate_many` for what `hashhub.detect` computed (hashes and query variants)."""
+        return self.evaluate_many(files, [s.hashed for s in scanned], [s.variants for s in scanned])
+
     def scan_bytes(self, data: bytes, file: str | None = None, *, source: str = "api") -> ScanResult:
-        """Hash `data` in memory, match, decide and record."""
-        result = self.evaluate(file, hash_bytes(data, signals_for(data)))
+        """Hash `data` in memory (with the policy's query variants), match, decide and record."""
+        (result,) = self.evaluate_scanned([file], [hash_media(data, self.policy.variants)])
         decisions.record(self.store, [result], source)
         return result
 

@@ -8,20 +8,25 @@ cluster facts alike.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from hashhub import db, signals
-from hashhub.hub import access, audit, auth
+from hashhub.hub import access, audit, auth, indexes
 from hashhub.hub.core import Hub
 from hashhub.hub.errors import Invalid
-from hashhub.hub.pool import fingerprints_of
+from hashhub.hub.pool import Pool, fingerprints_of
+from hashhub.signals import PdqSignal
 from hashhub.signals.vpdq import VpdqSignal, frame_codes, shares
 
-#: vPDQ's radius is the share of the query's frames allowed to go unmatched (default 0.2).
 if TYPE_CHECKING:
-    from hashhub.hashing import FileHashes
+    from hashhub.variants import Variant, VariantOptions
 
-VIDEO_DIGESTS = ("md5", "sha1", "sha256")
+#: the untouched upload (`hashhub.variants.PLAIN`, not imported here: it loads the image stack)
+PLAIN = "plain"
+#: vPDQ's radius is the share of the query's frames allowed to go unmatched (default 0.2).
 MAX_RADIUS = {"exact": 0.0, "hamming": 64.0, "vector": 1e9, "video": 1.0}
 
 
@@ -116,39 +121,66 @@ def _report_video_shares(hub: Hub, parsed: list[dict[str, str]], results: list[d
         m["query_share"], m["listed_share"] = round(query_share, 4), round(listed_share, 4)
 
 
-def _hash_media(hub: Hub, data: bytes) -> FileHashes:
-    """Digests plus PDQ for an image, or plus vPDQ (within the hub's upload limit) for a video."""
-    # Imported here: media decoding (Pillow, PyAV) is only needed once someone uploads media.
-    from hashhub.hashing import hash_bytes
-    from hashhub.media import MediaError
-    from hashhub.media.video import VideoLimits, is_video
+class _PoolPdq:
+    """The pool's PDQ items as `match_variants` searches them (codes in, hits per code out)."""
 
-    if not is_video(data):
-        return hash_bytes(data)
-    hashed = hash_bytes(data, VIDEO_DIGESTS)
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
+
+    def search(self, codes: np.ndarray, radius: int) -> indexes.Hits:
+        return self._pool.near(PdqSignal.name, [row.tobytes().hex() for row in codes], radius)
+
+
+def _variant_matches(
+    hub: Hub, variants: Sequence[Variant], options: VariantOptions, readable: set[int], seen: set[str]
+) -> list[dict[str, Any]]:
+    """Items only the query variants found (what the untouched image matched stays "plain")."""
+    from hashhub.variants import match_variants
+
+    pool = hub.pool
+    found = []
+    with pool.lock:
+        hits = match_variants(variants, _PoolPdq(pool), hub.settings.match_pdq_radius, options=options)
+        for variant, ids, distances in hits:
+            keep = pool.readable_live(ids, readable)
+            for item_id, distance in zip(ids[keep].tolist(), distances[keep].tolist(), strict=True):
+                if str(item_id) not in seen:
+                    described = pool.describe(item_id, readable)
+                    found.append(
+                        {"signal": PdqSignal.name, "distance": distance, "variant": variant, **described}
+                    )
+    return found
+
+
+def variant_options(names: str | None) -> VariantOptions:
+    """Query variants from a comma-separated list of names and groups (default: all)."""
+    from hashhub.variants import VariantOptions
+
     try:
-        video = VpdqSignal.hash_video(data, limits=VideoLimits(max_bytes=hub.settings.max_upload_bytes))
-    except MediaError as exc:
-        hashed.error = str(exc)
-        return hashed
-    hashed.quality[video.signal] = video.quality
-    if video.value is not None:
-        hashed.hashes[video.signal] = video.value
-    return hashed
+        return VariantOptions.from_names(names if names is not None else "all")
+    except ValueError as exc:
+        raise Invalid(f"variants: {exc}.") from None
 
 
-def match_media(hub: Hub, principal: auth.Principal, data: bytes) -> dict[str, Any]:
-    """Hash an image or video held in memory (never written anywhere) and match its fingerprints."""
+def match_media(
+    hub: Hub, principal: auth.Principal, data: bytes, options: VariantOptions | None = None
+) -> dict[str, Any]:
+    """Hash an image or video held in memory (never written anywhere) and match its fingerprints;
+    images also through the query variants in `options` (default: all)."""
+    # Imported here: media decoding (Pillow, PyAV) is only needed once someone uploads media.
+    from hashhub.detect import hash_media
+    from hashhub.media.video import VideoLimits
+
     if not data:
         raise Invalid("The upload is empty; send the image or video bytes (raw body or multipart 'file').")
-    hashed = _hash_media(hub, data)
+    options = options or variant_options(None)
+    scanned = hash_media(data, options, video_limits=VideoLimits(max_bytes=hub.settings.max_upload_bytes))
+    hashed = scanned.hashed
     with db.read(hub.engine) as conn:
         readable = set(access.readable_lists(conn, principal))
     (matches,) = match_parsed(hub, [hashed.hashes], readable) if hashed.hashes else [{"matches": []}]
-    audit.record_now(hub.engine, principal.org, "match.media", "", {"matched": bool(matches["matches"])})
-    return {
-        "hashes": hashed.hashes,
-        "quality": hashed.quality,
-        "error": hashed.error,
-        "matches": matches["matches"],
-    }
+    found = [{**m, "variant": PLAIN} for m in matches["matches"]]
+    if scanned.variants:
+        found += _variant_matches(hub, scanned.variants, options, readable, {m["item"] for m in found})
+    audit.record_now(hub.engine, principal.org, "match.media", "", {"matched": bool(found)})
+    return {"hashes": hashed.hashes, "quality": hashed.quality, "error": hashed.error, "matches": found}

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from hashhub.hub import match
@@ -32,7 +34,9 @@ def match_fingerprints(body: MatchIn, hub: HubDep, caller: Caller) -> Response:
     summary="Hash an image or video in memory and match it (members)",
     description="Send the image or video bytes as the request body (`curl --data-binary @photo.jpg`) or "
     "as the multipart field `file` (`curl -F file=@clip.mp4`). The upload is held in memory only: it is "
-    "hashed (PDQ for images, vPDQ for videos), matched and dropped, never written to disk.",
+    "hashed (PDQ for images, vPDQ for videos), matched and dropped, never written to disk. Images are "
+    "also matched through query variants (border/letterbox trimmed, mirrored, turned, crop-padded); each "
+    'match says which one found it (`"variant": "plain"` for the untouched image).',
     openapi_extra={
         "requestBody": {
             "content": {
@@ -42,11 +46,23 @@ def match_fingerprints(body: MatchIn, hub: HubDep, caller: Caller) -> Response:
         }
     },
 )
-async def match_media(request: Request, hub: HubDep, caller: Caller) -> Response:
+async def match_media(
+    request: Request,
+    hub: HubDep,
+    caller: Caller,
+    variants: Annotated[
+        str | None,
+        Query(
+            description="Query variants for images, comma-separated names or groups (all, none, borders, "
+            "mirrors, rotations, dihedral, crops, or e.g. trimmed,mirror). Default: all."
+        ),
+    ] = None,
+) -> Response:
     caller.require("member")
+    options = match.variant_options(variants)
     try:
         body = await read_body(request, hub.settings.max_upload_bytes)
         data, _ = file_of(body, request.headers.get("content-type", ""))
     except UploadError as exc:
         raise _UPLOAD_ERRORS.get(exc.status, HubError)(str(exc)) from None
-    return json_response(await run_in_threadpool(match.match_media, hub, caller, data))
+    return json_response(await run_in_threadpool(match.match_media, hub, caller, data, options))
