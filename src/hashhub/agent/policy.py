@@ -207,6 +207,8 @@ class Policy:
                 "use [defaults], [[rules]] and [variants]."
             )
         defaults = data.get("defaults", {})
+        if not isinstance(defaults, dict):
+            raise PolicyError(f"{source}: [defaults] must be a table.")
         default_action = _action(defaults.get("action", "review"), source, "[defaults]")
         raw_rules = data.get("rules", [])
         if not isinstance(raw_rules, list):

@@ -75,6 +75,8 @@ def read_rows(stream: BinaryIO, name: str) -> Iterator[object]:
         try:
             for row in csv.DictReader(text):
                 yield _csv_item(row)
+        except UnicodeDecodeError as exc:  # a clear refusal, not a crash; rows before it stand
+            raise Invalid(f"The CSV file is not UTF-8 text ({exc.reason} in a block).") from None
         finally:
             text.detach()  # leave the file open: the caller reads its position for progress
         return
