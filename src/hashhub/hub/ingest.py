@@ -11,8 +11,9 @@ change log on its own (`Pool.catch_up`), so a write never waits for index mainte
 from __future__ import annotations
 
 import hashlib
+import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,7 @@ from hashhub.hub.core import Hub
 from hashhub.hub.errors import Forbidden, Invalid
 from hashhub.hub.models import changes, fingerprints, items
 from hashhub.hub.schemas import ItemIn
+from hashhub.signals import HexDigestSignal
 
 _LOOKUP_CHUNK = 2000
 _ROWS = TypeAdapter(list[ItemIn])
@@ -76,17 +78,60 @@ def fingerprint_key(fps: dict[str, str]) -> int:
     return int.from_bytes(digest, "big") >> 1
 
 
-def _canonical(
-    index: int, item: ItemIn, schemes: dict[str, grading.Scheme], kinds: dict[str, type[signals.SignalType]]
-) -> Row:
-    """A `Row` with canonical fingerprints and grade, or ValueError naming the field that is wrong.
-    `kinds` caches signal types by the names as sent (a batch repeats the same few names)."""
+_LOWER_HEX = re.compile(r"[0-9a-f]*")
+Parser = tuple[str, Callable[[object], object]]
+
+
+def _parser(name: str) -> Parser:
+    """(canonical name, value parser) for a signal name as sent; SignalError for a bad name."""
+    signal = signals.get(name)
+    if signal.parse.__func__ is not HexDigestSignal.parse.__func__:  # type: ignore[attr-defined]
+        return signal.name, signal.parse
+    length = signal.hex_length
+
+    def parse(value: object) -> object:
+        # Nearly every value arrives canonical already (lowercase, right length): accept it with one
+        # regex match; anything else takes the signal's own path, which normalises or explains.
+        if type(value) is str and len(value) == length and _LOWER_HEX.fullmatch(value):
+            return value
+        return signal.parse(value)
+
+    return signal.name, parse
+
+
+class _BatchCache:
+    """Per-batch memo of what rows repeat: signal parsers by name, grades by (scheme, value)."""
+
+    def __init__(self, schemes: dict[str, grading.Scheme]) -> None:
+        self.schemes = schemes
+        self.parsers: dict[str, Parser] = {}
+        self.grades: dict[tuple[str, str], tuple[str, str] | str] = {}
+
+    def parser(self, name: str) -> Parser:
+        found = self.parsers.get(name)
+        if found is None:
+            found = self.parsers[name] = _parser(name)  # SignalError is a ValueError
+        return found
+
+    def grade(self, scheme: str, value: str) -> tuple[str, str]:
+        found = self.grades.get((scheme, value))
+        if found is None:
+            try:
+                found = grading.validate(self.schemes, scheme, value)
+            except grading.GradingError as exc:
+                found = f"classification: {exc}"
+            self.grades[(scheme, value)] = found
+        if isinstance(found, str):
+            raise ValueError(found)
+        return found
+
+
+def _canonical(index: int, item: ItemIn, cache: _BatchCache) -> Row:
+    """A `Row` with canonical fingerprints and grade, or ValueError naming the field that is wrong."""
     fps: dict[str, str] = {}
     for name, value in item["fingerprints"].items():
-        signal = kinds.get(name)
-        if signal is None:
-            signal = kinds[name] = signals.get(name)  # SignalError is a ValueError
-        canonical_name, canonical = signal.name, signal.parse(value)
+        canonical_name, parse = cache.parser(name)
+        canonical = parse(value)
         if canonical_name in fps:
             raise ValueError(f"fingerprints: {canonical_name} is given twice")
         fps[canonical_name] = canonical if isinstance(canonical, str) else orjson.dumps(canonical).decode()
@@ -98,10 +143,7 @@ def _canonical(
             raise ValueError(f"quality: {name} must be between 0 and 100, got {value}")
         quality[name] = value
     grade = item["classification"]
-    try:
-        scheme, value = grading.validate(schemes, grade["scheme"], grade["value"])
-    except grading.GradingError as exc:
-        raise ValueError(f"classification: {exc}") from None
+    scheme, value = cache.grade(grade["scheme"], grade["value"])
     verification = item.get("verification", {})
     verified_at = verification.get("verified_at")
     return Row(
@@ -140,12 +182,12 @@ def parse_rows(
     """Validated rows and the rejected ones (`{"index", "error"}`), both in input order."""
     shaped, errors = _validate_shapes(rows)
     good, rejected = [], []
-    kinds: dict[str, type[signals.SignalType]] = {}
+    cache = _BatchCache(schemes)
     for i, item in enumerate(shaped):
         try:
             if item is None:
                 raise ValueError(errors[i])
-            good.append(_canonical(i, item, schemes, kinds))
+            good.append(_canonical(i, item, cache))
         except ValueError as exc:
             rejected.append({"index": i, "error": str(exc)})
     return good, rejected
