@@ -1,14 +1,20 @@
 """The fast paths give the same answers as the ordinary ones: a hub process that loads a whole pool
-at start-up clusters exactly as one that followed the same writes batch by batch."""
+at start-up clusters exactly as one that followed the same writes batch by batch; a write that queued
+for the feed cursor is dated after the writes it queued behind (time-window readers rely on it)."""
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
+import sqlalchemy as sa
 from tests.hub.conftest import item, md5_of, open_hub, pdq_of, populate
 
-from hashhub.hub import ingest, orgs
+from hashhub import db
+from hashhub.hub import heads, ingest, orgs
 from hashhub.hub.core import Hub
+from hashhub.hub.models import items
 
 
 def _submit(hub: Hub, org: str, rows: list[dict[str, Any]]) -> None:
@@ -46,3 +52,31 @@ def test_a_fresh_process_clusters_shared_exact_values_like_one_that_followed_alo
     finally:
         fresh.close()
         following.close()
+
+
+def test_a_write_that_queued_for_the_cursor_is_dated_after_the_wait(db_url: str) -> None:
+    hub = open_hub(db_url)
+    populate(hub)
+    holding = threading.Event()
+    released: list[float] = []
+
+    def hold_the_cursor() -> None:
+        with db.write(hub.engine) as conn:
+            heads.lock(conn, heads.CHANGES)
+            holding.set()
+            time.sleep(1.0)
+            released.append(time.time())  # the other write can only get the cursor after this
+
+    holder = threading.Thread(target=hold_the_cursor)
+    holder.start()
+    try:
+        assert holding.wait(10)
+        _submit(hub, "iwf", [item(1)])
+        holder.join()
+        with db.read(hub.engine) as conn:
+            stamped = conn.execute(sa.select(items.c.updated_at, items.c.created_at)).one()
+    finally:
+        holder.join()
+        hub.close()
+    assert stamped.updated_at >= released[0]
+    assert stamped.created_at == stamped.updated_at
