@@ -12,7 +12,7 @@ from PIL import Image, ImageOps
 
 from hashhub.agent.app import create_app
 from hashhub.agent.backlog import scan_local
-from hashhub.agent.policy import Policy
+from hashhub.agent.policy import Policy, PolicyError
 from hashhub.agent.scanner import Scanner
 
 from .conftest import FakeHub, TestClient, corpus_rows, item_from_row
@@ -132,3 +132,19 @@ def test_the_cli_backlog_scan_uses_the_variants(runtime, photos, tmp_path: Path)
     off.refresh()
     (result,) = scan_local(off, [folder], workers=1)
     assert result.matches == []
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ('[variants]\nenabled = ["sideways"]\n', "sideways"),
+        ("[variants]\nradii = { trimmed = -1 }\n", "trimmed"),
+        ('[variants]\naction = "zap"\n', "action must be one of"),
+        ("[variants]\nspeed = 1\n", "unknown keys ['speed']"),
+        ('[[rules]]\naction = "block"\nvariant = ["upside"]\n', "upside"),
+    ],
+)
+def test_bad_variant_settings_are_refused_with_the_reason(toml: str, message: str) -> None:
+    with pytest.raises(PolicyError) as error:
+        Policy.from_toml(toml, source="policy.toml")
+    assert message in str(error.value) and "policy.toml" in str(error.value)
