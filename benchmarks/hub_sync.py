@@ -16,6 +16,7 @@ Targets on SQLite on a 2-core machine: ingest >= 50,000 items/s, snapshot <= 10 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -129,6 +130,7 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=1_000_000)
     parser.add_argument("--db", default=None, help="database URL (default: a temporary SQLite file)")
     args = parser.parse_args()
+    load_before = os.getloadavg()[1]  # the machine is shared: figures only mean something with this
     with tempfile.TemporaryDirectory() as tmp:
         url = args.db or f"sqlite:///{Path(tmp) / 'bench.db'}"
         hub = Hub(HubSettings(db=url))
@@ -155,6 +157,7 @@ def main() -> None:
                 "snapshot_gzip_mb": round(snapshot_bytes / 1e6, 1),
                 "submit_to_feed_median_s": round(statistics.median(latencies), 3),
                 "submit_to_feed_max_s": round(max(latencies), 3),
+                "load_average_5min": [round(load_before, 1), round(os.getloadavg()[1], 1)],
                 "targets": {"ingest_items_per_s": 50_000, "snapshot_s": 10, "submit_to_feed_s": 1},
             }
         ).decode()
