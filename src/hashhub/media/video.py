@@ -122,8 +122,8 @@ def _animated_gif(stream: io.IOBase) -> bool:
     try:
         with Image.open(stream, formats=("GIF",)) as image:
             return bool(getattr(image, "is_animated", False))
-    except (OSError, SyntaxError, ValueError, EOFError):
-        return False
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError):
+        return False  # a GIF bomb is then refused by the image decoder's pixel limit, with the reason
 
 
 def sample_frames(
