@@ -51,3 +51,18 @@ def test_image_bombs_are_refused_fast_with_the_reason(agent_client, name: str, d
     assert "over the limit" in str(reason), body
     if r.status_code == 200:  # still checked on its exact hashes, never matched by a decode
         assert body["matched"] is False
+
+
+@pytest.mark.parametrize(("name", "data"), [("bomb.png", png_bomb(100_000)), ("bomb.gif", gif_bomb())])
+def test_hub_media_match_refuses_image_bombs_fast(hub_client, name: str, data: bytes) -> None:
+    client, keys = hub_client()
+    started = time.perf_counter()
+    r = client.post(
+        "/api/v1/match/media",
+        content=data,
+        headers={**bearer(keys["member"]), "content-type": "application/octet-stream"},
+    )
+    assert time.perf_counter() - started < 3
+    assert r.status_code == 200, r.text  # checked on its exact hashes only, with the reason
+    assert "over the limit" in r.json()["error"]
+    assert r.json()["matches"] == []
