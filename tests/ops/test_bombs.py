@@ -66,3 +66,17 @@ def test_hub_media_match_refuses_image_bombs_fast(hub_client, name: str, data: b
     assert r.status_code == 200, r.text  # checked on its exact hashes only, with the reason
     assert "over the limit" in r.json()["error"]
     assert r.json()["matches"] == []
+
+
+def test_video_decoding_stops_at_its_wall_clock_deadline() -> None:
+    import numpy as np
+
+    from hashhub.media import MediaError
+    from hashhub.media.video import VideoLimits, sample_frames
+    from tests.support.video_clips import encode
+
+    frames = [np.full((64, 64, 3), i * 8, dtype=np.uint8) for i in range(30)]
+    clip = encode(frames)
+    assert len(list(sample_frames(clip))) >= 1  # decodes normally under the default deadline
+    with pytest.raises(MediaError, match="to decode; it is refused"):
+        list(sample_frames(clip, limits=VideoLimits(max_decode_seconds=1e-9)))

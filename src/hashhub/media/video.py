@@ -23,6 +23,7 @@ empty", "not a video in a supported format (...)", "video data is corrupt or tru
 from __future__ import annotations
 
 import io
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,8 @@ SUPPORTED_FORMATS = ("MP4/MOV", "WebM/Matroska", "AVI", "animated GIF")
 #: the pixel cap is 8K UHD per frame.
 DEFAULT_MAX_BYTES = 512 * 1024 * 1024
 DEFAULT_MAX_DURATION = 3 * 3600.0
+#: wall-clock seconds one video may spend decoding; a crafted file must not hold a worker for long.
+DEFAULT_MAX_DECODE_SECONDS = 120.0
 DEFAULT_MAX_PIXELS = 7680 * 4320
 #: Bound on decoded frames per second of the duration limit, so a file whose timestamps stand
 #: still cannot make the decoder run forever.
@@ -68,6 +71,7 @@ class VideoLimits:
     max_bytes: int = DEFAULT_MAX_BYTES
     max_duration: float = DEFAULT_MAX_DURATION
     max_pixels: int = DEFAULT_MAX_PIXELS
+    max_decode_seconds: float = DEFAULT_MAX_DECODE_SECONDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,7 +222,10 @@ def _sample(
     next_sample = 0.0
     held: tuple[av.VideoFrame, int, float] | None = None
     last = 0.0
+    deadline = time.monotonic() + limits.max_decode_seconds
     for index, frame in enumerate(container.decode(stream)):
+        if time.monotonic() > deadline:  # checked per frame: FFmpeg cannot be interrupted mid-frame
+            raise MediaError(f"video took over {limits.max_decode_seconds:,.0f} s to decode; it is refused")
         if index >= max_frames:
             raise MediaError(f"video has more than {max_frames:,} frames within its duration limit")
         _check_pixels(frame.width, frame.height, limits)
