@@ -36,9 +36,6 @@ def create_app(runtime: AgentRuntime, *, background_sync: bool = True) -> FastAP
     app = FastAPI(title="hashhub agent", version="1", lifespan=lifespan)
     app.state.runtime = runtime
     app.include_router(api_router)
-    from hashhub.web import agent_views  # the browser UI builds on the agent, so it is imported here, late
-
-    agent_views.mount(app)
     from hashhub.ops.apps import install_agent  # limits, rate limits, metrics, JSON request logs
 
     install_agent(app, runtime)

@@ -89,8 +89,11 @@ def serve(
     import uvicorn
 
     from hashhub.hub.app import create_app
+    from hashhub.web import hub_views
 
-    uvicorn.run(create_app(HubSettings(db=db)), host=host, port=port, log_level="info")
+    app = create_app(HubSettings(db=db))
+    hub_views.mount(app)  # the browser UI on the same server (web builds on hub, never the reverse)
+    uvicorn.run(app, host=host, port=port, log_level="info")
 
 
 @org_app.command("create")

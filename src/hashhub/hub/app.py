@@ -34,9 +34,6 @@ def create_app(settings: HubSettings | None = None, hub: Hub | None = None) -> F
     for module in (health, items, sync, match, admin):
         app.include_router(module.router)
     compat.include(app)  # NCMEC v2 and StopNCII v1 for the peers' own clients
-    from hashhub.web import hub_views  # the browser UI builds on the hub, so it is imported here, late
-
-    hub_views.mount(app)
     _error_handlers(app)
     from hashhub.ops.apps import install_hub  # limits, rate limits, metrics, JSON request logs
 
