@@ -52,10 +52,6 @@ def match_one(world: World, query: dict[str, Any], **extra: Any) -> list[dict[st
     return r.json()["results"][0]["matches"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="hub/ingest.py Row.fields stores canonical text; DESIGN.md wants signal.present(value) (a list)",
-)
 def test_a_video_item_is_fed_and_snapshotted_as_a_list_of_frames(world: World, clips: Clips) -> None:
     (item_id,) = world.submit_ok("iwf", [video_item(clips)])
     frames = VpdqSignal.present(clips.listed_vpdq)

@@ -65,7 +65,8 @@ class Row:
                 "verified_at": self.verified_at,
             },
             "labels": self.labels,
-            "fingerprints": self.fingerprints,
+            # Shown as each type presents itself (vPDQ: its frame list), as in DESIGN.md's item shape.
+            "fingerprints": {name: signals.get(name).present(v) for name, v in self.fingerprints.items()},
         }
         if self.quality:
             out["quality"] = self.quality
