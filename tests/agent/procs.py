@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
+from hashhub import servers
+from hashhub.servers import stop
 
 HASHHUB = [sys.executable, "-c", "from hashhub.cli import main; main()"]
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,28 +46,10 @@ def free_port() -> int:
 
 
 def wait_http(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"{proc.args} exited {proc.returncode} before answering at {url}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"nothing answered at {url} within {timeout}s")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    """Ctrl-C first (what a person does), then kill if it lingers."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+    try:
+        servers.wait_healthy(url, proc, timeout)
+    except servers.ServerNotReady as exc:
+        raise AssertionError(str(exc)) from None
 
 
 @contextmanager

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import secrets
 import shlex
-import signal
 import socket
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from typing import Any
 
 import httpx
 
+from hashhub import servers
 from hashhub.hashing import hash_path
 
 HASHHUB = [sys.executable, "-c", "from hashhub.cli import main; main()"]
@@ -77,27 +77,13 @@ def _server(args: list[str], health: str, log: Path) -> Iterator[subprocess.Pope
             [*HASHHUB, *args], stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None:
-                raise DemoError(f"`hashhub {' '.join(args[:2])}` exited early; see {log}.")
-            try:
-                if httpx.get(health, timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise DemoError(f"`hashhub {' '.join(args[:2])}` did not answer at {health}; see {log}.")
-            time.sleep(0.2)
+        try:
+            servers.wait_healthy(health, proc, timeout=90)
+        except servers.ServerNotReady as exc:
+            raise DemoError(f"`hashhub {' '.join(args[:2])}` did not start ({exc}); see {log}.") from None
         yield proc
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
+        servers.stop(proc, timeout=15)
 
 
 def _photos() -> list[Path]:
