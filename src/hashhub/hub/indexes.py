@@ -42,6 +42,9 @@ class ExactAdapter:
         found = self._index.search([self._key(v) for v in values])
         return [(ids, np.zeros(len(ids), dtype=np.int32)) for ids in found]
 
+    def __len__(self) -> int:
+        return len(self._index)
+
 
 class HammingAdapter:
     def __init__(self, signal: type[signals.SignalType]) -> None:
@@ -62,6 +65,9 @@ class HammingAdapter:
         if not values:
             return []
         return self._index.search(self._codes(values), radius=int(radius))
+
+    def __len__(self) -> int:
+        return len(self._index)
 
 
 class VectorAdapter:
@@ -93,6 +99,9 @@ class VectorAdapter:
             return []
         return self._index.search(self._vectors(values), radius)
 
+    def __len__(self) -> int:
+        return len(self._index if self._fallback is None else self._fallback)
+
 
 class VideoAdapter:
     """vPDQ videos through `VpdqIndex`. The radius is the largest share of the query's frames that
@@ -111,6 +120,9 @@ class VideoAdapter:
 
     def near(self, values: Sequence[str], radius: float = 0) -> Hits:
         return [(ids, 1.0 - shares) for ids, shares, _ in self.near_shares(values, radius)]
+
+    def __len__(self) -> int:
+        return len(self._index)
 
     def near_shares(self, values: Sequence[str], radius: float = 0) -> list[tuple[np.ndarray, ...]]:
         """Per value: (ids, query shares, listed shares), best first."""

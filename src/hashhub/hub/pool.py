@@ -15,6 +15,7 @@ changing an item recomputes its old cluster without it.
 from __future__ import annotations
 
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -26,13 +27,18 @@ from sqlalchemy.engine import Connection
 
 from hashhub import signals
 from hashhub.hub import heads, indexes
+from hashhub.hub.columns import Clusters, Columns
 from hashhub.hub.models import changes, fingerprints, items, lists, organisations
 
 STATUS = {"active": 1, "disputed": 2, "withdrawn": 3}
 STATUS_NAMES = {v: k for k, v in STATUS.items()}
 _ABSENT = 0
+_WITHDRAWN = STATUS["withdrawn"]
 _CHUNK = 5000
 _FETCH = 50_000
+_DAY = 86_400
+#: days in Pool.stats()'s growth series
+STATS_DAYS = 30
 
 
 @dataclass(slots=True)
@@ -48,19 +54,7 @@ class ItemRecord:
     reviewers: int
     fp_key: int
     fingerprints: dict[str, str]
-
-
-class _Column:
-    """A numpy column indexed by item id that grows as ids do."""
-
-    def __init__(self, dtype: type) -> None:
-        self.data = np.zeros(1024, dtype=dtype)
-
-    def ensure(self, size: int) -> None:
-        if size > len(self.data):
-            grown = np.zeros(max(size, 2 * len(self.data)), dtype=self.data.dtype)
-            grown[: len(self.data)] = self.data
-            self.data = grown
+    created_at: float = 0.0
 
 
 class Pool:
@@ -70,42 +64,56 @@ class Pool:
         #: held while reading or changing the pool; ingest holds it across its whole transaction.
         self.lock = threading.RLock()
         self.cursor = -1  # -1: nothing loaded yet
-        self._cluster_radius = {"exact": 0, "hamming": 10, "vector": 0, "video": 0, **(cluster_radius or {})}
-        self._cols = {name: _Column(dt) for name, dt in _COLUMNS.items()}
-        self._grades: list[dict[str, str]] = []
+        self.cluster_radius = {"exact": 0, "hamming": 10, "vector": 0, "video": 0, **(cluster_radius or {})}
+        self.cols = Columns()
+        self.clusters = Clusters(self.cols)
+        self.grades: list[dict[str, str]] = []
         self._grade_ids: dict[tuple[str, str], int] = {}
-        self._indexes: dict[str, Any] = {}
-        self._signals_of: dict[int, tuple[str, ...]] = {}
-        self._parent = _Column(np.int64)
-        self._members: dict[int, list[int]] = {}
+        #: signal name -> its bit in the `signals` column
+        self.signal_bits: dict[str, int] = {}
+        self.indexes: dict[str, indexes.Adapter] = {}
         self.org_names: dict[int, str] = {}
         self.list_names: dict[int, str] = {}
+        #: the next apply re-indexes every item it touches (set after loading saved files, whose
+        #: indexes may hold changes a little newer than their columns)
+        self.replay_all = False
 
     # -- reading ------------------------------------------------------------------------------
 
     def _col(self, name: str) -> np.ndarray:
-        return self._cols[name].data
+        return self.cols[name]
+
+    def __len__(self) -> int:
+        """Live items (active or disputed) with at least one indexed fingerprint."""
+        n = self.cols.size
+        live = self._live_mask(n)
+        return int(np.count_nonzero(live & (self._col("signals")[:n] != 0)))
+
+    @property
+    def _signals_of(self) -> _Sized:
+        """Kept for callers that sized the old per-item dict (ops metrics): use len(pool)."""
+        return _Sized(len(self))
+
+    def _live_mask(self, n: int) -> np.ndarray:
+        status = self._col("status")[:n]
+        return (status != _ABSENT) & (status != _WITHDRAWN)
 
     def status(self, item_id: int) -> str | None:
         data = self._col("status")
-        code = int(data[item_id]) if 0 <= item_id < len(data) else _ABSENT
+        code = int(data[item_id]) if 0 <= item_id < self.cols.size else _ABSENT
         return STATUS_NAMES.get(code)
 
     def near(self, signal: str, values: Sequence[str], radius: float) -> indexes.Hits:
-        adapter = self._indexes.get(signal)
+        adapter = self.indexes.get(signal)
         if adapter is None:
             return [(np.empty(0, np.int64), np.empty(0, np.int32)) for _ in values]
         return adapter.near(values, radius)
 
     def find(self, item_id: int) -> int:
-        parent = self._parent.data
-        while parent[item_id] != item_id:
-            parent[item_id] = parent[parent[item_id]]
-            item_id = int(parent[item_id])
-        return item_id
+        return self.clusters.find(item_id)
 
     def cluster(self, item_id: int) -> list[int]:
-        return self._members.get(self.find(item_id), [item_id])
+        return self.clusters.members(item_id)
 
     def describe(self, item_id: int, readable: set[int] | None) -> dict[str, Any]:
         """Fields a match reports for one item; cluster facts only from lists the caller may read."""
@@ -113,13 +121,13 @@ class Pool:
         members = [
             m
             for m in self.cluster(item_id)
-            if status[m] != STATUS["withdrawn"] and (readable is None or int(lst[m]) in readable)
+            if status[m] != _WITHDRAWN and (readable is None or int(lst[m]) in readable)
         ]
         verifiers = {int(contrib[m]) for m in members if rev[m] > 0}
         return {
             "item": str(item_id),
             "list": self.list_names.get(int(lst[item_id]), ""),
-            "classification": self._grades[int(self._col("grade")[item_id])],
+            "classification": self.grades[int(self._col("grade")[item_id])],
             "contributors": sorted({self.org_names.get(int(contrib[m]), "") for m in members}),
             "verifications": len(verifiers),
             "cluster": str(self.find(item_id)),
@@ -129,10 +137,50 @@ class Pool:
 
     def readable_live(self, ids: np.ndarray, readable: set[int] | None) -> np.ndarray:
         """Mask of ids that are live and (when `readable` is given) in a readable list."""
-        ok = self._col("status")[ids] != STATUS["withdrawn"]
+        ids = np.asarray(ids, dtype=np.int64)
+        inside = ids < self.cols.size
+        status = np.where(inside, self._col("status")[np.where(inside, ids, 0)], _ABSENT)
+        ok = (status != _ABSENT) & (status != _WITHDRAWN)
         if readable is not None:
-            ok &= np.isin(self._col("list")[ids], np.fromiter(readable, dtype=np.int32))
+            ok &= np.isin(self._col("list")[np.where(inside, ids, 0)], np.fromiter(readable, dtype=np.int32))
         return ok
+
+    def stats(self, now: float | None = None) -> dict[str, Any]:
+        """Dashboard counts from the columns alone (no database query): live items by list,
+        contributor, grade and signal, all items by status, and live items created per day over
+        the last STATS_DAYS days (UTC, oldest first, days without items included as 0)."""
+        with self.lock:
+            n = self.cols.size
+            status = self._col("status")[:n]
+            live = self._live_mask(n)
+
+            def counts(column: str, names: Callable[[int], str]) -> dict[str, int]:
+                found = np.bincount(self._col(column)[:n][live].astype(np.int64))
+                return {names(k): int(v) for k, v in enumerate(found.tolist()) if v}
+
+            by_status = np.bincount(status.astype(np.int64), minlength=len(STATUS) + 1)
+            bits = self._col("signals")[:n][live]
+            today = int((time.time() if now is None else now) // _DAY)
+            first = today - STATS_DAYS + 1
+            days = self._col("day")[:n][live].astype(np.int64)
+            recent = days[(days >= first) & (days <= today)] - first
+            per_day = np.bincount(recent, minlength=STATS_DAYS)
+            return {
+                "items": int(np.count_nonzero(live)),
+                "by_status": {name: int(by_status[code]) for name, code in STATUS.items()},
+                "by_list": counts("list", lambda k: self.list_names.get(k, str(k))),
+                "by_contributor": counts("contributor", lambda k: self.org_names.get(k, str(k))),
+                "by_grade": counts("grade", lambda k: "{scheme}:{value}".format(**self.grades[k])),
+                "by_signal": {
+                    name: c
+                    for name, bit in self.signal_bits.items()
+                    if (c := int(np.count_nonzero(bits & np.uint64(bit))))
+                },
+                "per_day": [
+                    [time.strftime("%Y-%m-%d", time.gmtime((first + d) * _DAY)), int(c)]
+                    for d, c in enumerate(per_day.tolist())
+                ],
+            }
 
     # -- following the change log ------------------------------------------------------------
 
@@ -158,72 +206,96 @@ class Pool:
     def _apply(self, records: list[ItemRecord]) -> None:
         if not records:
             return
-        fresh = not self._signals_of  # nothing indexed yet: the first load after start-up
-        size = max(r.id for r in records) + 1
-        for col in (*self._cols.values(), self._parent):
-            col.ensure(size)
+        force, self.replay_all = self.replay_all, False
+        fresh = not any(len(ix) for ix in self.indexes.values())  # the first load after start-up
+        self.cols.ensure(max(r.id for r in records) + 1)
         status, keys = self._col("status"), self._col("fp_key")
         changed: list[int] = []  # live items whose fingerprints changed or that were withdrawn
         reindex: list[ItemRecord] = []  # items whose (new) fingerprints go into the indexes
         for r in records:
-            known = status[r.id] != _ABSENT and status[r.id] != STATUS["withdrawn"]
-            same_body = known and keys[r.id] == r.fp_key
+            known = status[r.id] != _ABSENT and status[r.id] != _WITHDRAWN
+            same_body = known and keys[r.id] == r.fp_key and not force
             if known and not (same_body and r.status != "withdrawn"):
                 changed.append(r.id)
             if r.status != "withdrawn" and not same_body:
                 reindex.append(r)
-            self._set_meta(r)
-        old_members = {m for i in changed for m in self.cluster(i)}
-        self._unindex(changed)
+        old_members = np.unique(np.fromiter((m for i in changed for m in self.cluster(i)), np.int64))
+        if force:  # saved indexes may hold any of these ids under any signal
+            self._purge(np.fromiter((r.id for r in records), np.int64, len(records)))
+        else:
+            self._unindex(np.asarray(changed, dtype=np.int64))
+        self._set_meta(records)
         self._index(reindex)
         # Recompute the clusters that lost or changed a member, then link the new and changed items.
         self._recluster(old_members)
-        parent = self._parent.data
-        for r in reindex:
-            if r.id not in old_members:
-                parent[r.id] = r.id
+        new = np.fromiter((r.id for r in reindex), np.int64, len(reindex))
+        self.clusters.reset(new[~np.isin(new, old_members)])
         for a, b in self._edges(reindex, fresh=fresh):
-            self._union(a, b)
+            self.clusters.union(a, b)
 
-    def _set_meta(self, r: ItemRecord) -> None:
-        grade = (r.scheme, r.classification)
-        gid = self._grade_ids.get(grade)
-        if gid is None:
-            gid = self._grade_ids[grade] = len(self._grades)
-            self._grades.append({"scheme": r.scheme, "value": r.classification})
-        cols = self._cols
-        cols["list"].data[r.id] = r.list_id
-        cols["contributor"].data[r.id] = r.contributor_id
-        cols["reviewers"].data[r.id] = r.reviewers
-        cols["status"].data[r.id] = STATUS[r.status]
-        cols["grade"].data[r.id] = gid
-        cols["fp_key"].data[r.id] = r.fp_key
+    def _set_meta(self, records: list[ItemRecord]) -> None:
+        grade_of = self._grade_ids
+        grade_ids = []
+        for r in records:
+            gid = grade_of.get((r.scheme, r.classification))
+            if gid is None:
+                gid = grade_of[(r.scheme, r.classification)] = len(self.grades)
+                self.grades.append({"scheme": r.scheme, "value": r.classification})
+            grade_ids.append(gid)
+        n = len(records)
+        ids = np.fromiter((r.id for r in records), np.int64, n)
+        cols = self.cols
+        cols["list"][ids] = np.fromiter((r.list_id for r in records), np.int32, n)
+        cols["contributor"][ids] = np.fromiter((r.contributor_id for r in records), np.int32, n)
+        cols["reviewers"][ids] = np.fromiter((r.reviewers for r in records), np.int32, n)
+        cols["status"][ids] = np.fromiter((STATUS[r.status] for r in records), np.int8, n)
+        cols["grade"][ids] = np.asarray(grade_ids, dtype=np.int32)
+        cols["fp_key"][ids] = np.fromiter((r.fp_key for r in records), np.int64, n)
+        cols["day"][ids] = np.fromiter((int(r.created_at // _DAY) for r in records), np.int32, n)
 
-    def _unindex(self, ids: list[int]) -> None:
-        by_signal: dict[str, list[int]] = defaultdict(list)
-        for i in ids:
-            for s in self._signals_of.pop(i, ()):
-                by_signal[s].append(i)
-        for s, sids in by_signal.items():
-            self._indexes[s].remove(np.asarray(sids, dtype=np.int64))
+    def _bit(self, signal: str) -> int:
+        bit = self.signal_bits.get(signal)
+        if bit is None:
+            if len(self.signal_bits) >= 64:
+                raise RuntimeError("the pool tracks at most 64 signal types; this hub has more.")
+            bit = self.signal_bits[signal] = 1 << len(self.signal_bits)
+        return bit
+
+    def _unindex(self, ids: np.ndarray) -> None:
+        if not len(ids):
+            return
+        held = self._col("signals")[ids]
+        for s, bit in self.signal_bits.items():
+            gone = ids[(held & np.uint64(bit)) != 0]
+            if len(gone) and s in self.indexes:
+                self.indexes[s].remove(gone)
+        self._col("signals")[ids] = 0
+
+    def _purge(self, ids: np.ndarray) -> None:
+        """Remove these ids from every index, whatever the columns say they hold."""
+        for adapter in self.indexes.values():
+            adapter.remove(ids)
+        self._col("signals")[ids] = 0
 
     def _index(self, records: list[ItemRecord]) -> None:
         by_signal: dict[str, tuple[list[int], list[str]]] = defaultdict(lambda: ([], []))
         for r in records:
-            self._signals_of[r.id] = tuple(r.fingerprints)
             for s, v in r.fingerprints.items():
                 ids, values = by_signal[s]
                 ids.append(r.id)
                 values.append(v)
+        sig = self._col("signals")
         for s, (ids, values) in by_signal.items():
-            adapter = self._indexes.get(s)
+            adapter = self.indexes.get(s)
             if adapter is None:
-                adapter = self._indexes[s] = indexes.for_signal(s)
-            adapter.add(np.asarray(ids, dtype=np.int64), values)
+                adapter = self.indexes[s] = indexes.for_signal(s)
+            id_arr = np.asarray(ids, dtype=np.int64)
+            adapter.add(id_arr, values)
+            sig[id_arr] |= np.uint64(self._bit(s))
 
     def _edges(self, records: list[ItemRecord], *, fresh: bool = False) -> Iterable[tuple[int, int]]:
-        """Pairs of items to link. `fresh`: the records are all the pool holds, so items sharing an
-        exact value are found by grouping the values, without one index search per value (the
+        """Pairs of live items to link. `fresh`: the records are all the pool holds, so items sharing
+        an exact value are found by grouping the values, without one index search per value (the
         searches took most of a million-item start-up)."""
         by_signal: dict[str, tuple[list[int], list[str]]] = defaultdict(lambda: ([], []))
         for r in records:
@@ -236,39 +308,38 @@ class Pool:
             if fresh and kind == "exact":
                 yield from _same_value_pairs(ids, values)
                 continue
-            radius = self._cluster_radius[kind]
-            for i, (found, _) in zip(ids, self._indexes[s].near(values, radius), strict=True):
-                for j in found:
+            radius = self.cluster_radius[kind]
+            for i, (found, _) in zip(ids, self.indexes[s].near(values, radius), strict=True):
+                if len(found) == 1 and found[0] == i:
+                    continue
+                found = found[self.readable_live(found, None)]
+                for j in found.tolist():
                     if j != i:
-                        yield i, int(j)
+                        yield i, j
 
-    def _union(self, a: int, b: int) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra == rb:
+    def _recluster(self, members: np.ndarray) -> None:
+        if not len(members):
             return
-        ma, mb = self._members.pop(ra, [ra]), self._members.pop(rb, [rb])
-        if len(ma) < len(mb):
-            ra, rb, ma, mb = rb, ra, mb, ma
-        self._parent.data[rb] = ra
-        ma.extend(mb)
-        self._members[ra] = ma
-
-    def _recluster(self, members: set[int]) -> None:
-        if not members:
-            return
-        parent, status = self._parent.data, self._col("status")
-        for m in members:
-            self._members.pop(m, None)
-            parent[m] = m
-        live = [m for m in members if status[m] != STATUS["withdrawn"] and m in self._signals_of]
+        self.clusters.reset(members)
+        live = members[self.readable_live(members, None) & (self._col("signals")[members] != 0)]
         if len(live) < 2:
             return
-        stored = self._fetch(live)
-        records = [ItemRecord(m, 0, 0, "active", "", "", 0, 0, stored.get(m, {})) for m in live]
-        member_set = set(live)
+        stored = self._fetch(live.tolist())
+        records = [ItemRecord(m, 0, 0, "active", "", "", 0, 0, stored.get(m, {})) for m in live.tolist()]
+        member_set = set(live.tolist())
         for a, b in self._edges(records):
             if b in member_set:
-                self._union(a, b)
+                self.clusters.union(a, b)
+
+
+class _Sized:
+    __slots__ = ("n",)
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
 
 
 Fetch = Callable[[list[int]], dict[int, dict[str, str]]]
@@ -288,16 +359,6 @@ def _fetched(conn: Connection, query: sa.Select) -> Iterator[sa.Row[Any]]:
     result = conn.execution_options(yield_per=_FETCH).execute(query)
     for part in result.partitions():
         yield from part
-
-
-_COLUMNS = {
-    "list": np.int32,
-    "contributor": np.int32,
-    "reviewers": np.int32,
-    "status": np.int8,
-    "grade": np.int32,
-    "fp_key": np.int64,
-}
 
 
 def fingerprints_of(conn: Connection, ids: list[int]) -> dict[int, dict[str, str]]:
@@ -323,6 +384,7 @@ def _records(conn: Connection, window: tuple[int, int] | None) -> list[ItemRecor
         items.c.classification,
         items.c.reviewers,
         items.c.fp_key,
+        items.c.created_at,
     )
     item_q = sa.select(*cols)
     fp_q = sa.select(fingerprints.c.item_id, fingerprints.c.signal, fingerprints.c.value)
@@ -338,4 +400,7 @@ def _records(conn: Connection, window: tuple[int, int] | None) -> list[ItemRecor
     fps: dict[int, dict[str, str]] = defaultdict(dict)
     for item_id, signal, value in _fetched(conn, fp_q):
         fps[item_id][signal] = value
-    return [ItemRecord(*row, fingerprints=fps.get(row[0], {})) for row in _fetched(conn, item_q)]
+    return [
+        ItemRecord(*row[:8], fingerprints=fps.get(row[0], {}), created_at=row[8])
+        for row in _fetched(conn, item_q)
+    ]
