@@ -74,7 +74,10 @@ def test_network_error_midway_resumes_without_loss_or_duplicates(store: Store, f
     expected = set(fake_hub.current())
     matcher = Matcher()
     matcher.refresh(store)
-    assert {m.item_id for _, m in matcher._meta.values()} == expected
+    assert len(matcher) == len(expected)
+    for item_id in expected:
+        n = int(item_id.removeprefix("item-"))
+        assert [m.meta.item_id for m in matcher.match({"pdq": pdq_hex(n)})] == [item_id]
 
 
 def test_interrupted_snapshot_is_taken_again(store: Store, fake_hub: FakeHub) -> None:

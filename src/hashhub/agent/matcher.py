@@ -1,8 +1,10 @@
 """The in-memory side of the agent: one index per signal plus the metadata a match reports.
 
-Loaded from the store at start and refreshed in place from `Store.changes_since` after every sync
-(its own or another replica's), so a scan never touches the database. Searches run without a lock;
-refreshes are serialised by one, and a match whose item was withdrawn a moment ago is dropped.
+Loaded at start from saved files (`save_state` / `restore_state`, see `statefiles`) or else from the
+store, then refreshed in place from `Store.changes_since` after every sync (its own or another
+replica's), so a scan never touches the database: indexes and metadata (`metatable`) are all in
+memory. Searches run without a lock; refreshes are serialised by one, and a match whose item was
+withdrawn a moment ago is dropped.
 """
 
 from __future__ import annotations
@@ -10,12 +12,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
 from hashhub import signals
+from hashhub.agent import statefiles
 from hashhub.agent.items import DELETED
+from hashhub.agent.metatable import ItemMeta, MetaRow, MetaTable
+from hashhub.agent.statefiles import SavedState
 from hashhub.agent.store import Store, StoredItem
 from hashhub.index import ExactIndex, PdqIndex
 from hashhub.index.vpdq import VpdqIndex
@@ -26,15 +32,7 @@ MatchType = Literal["exact", "perceptual"]
 VIDEO_SIGNAL = "vpdq"
 
 
-@dataclass(frozen=True, slots=True)
-class ItemMeta:
-    hub: str
-    item_id: str
-    list_name: str | None
-    contributors: tuple[str, ...]
-    classification: dict[str, Any]
-    verifications: int
-    status: str
+__all__ = ["ItemMeta", "Match", "Matcher", "parse_fingerprints", "pdq_codes"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,9 +80,9 @@ class Matcher:
         self.rev = 0
         self._pdq = PdqIndex()
         self._video = VpdqIndex()
+        self._videos: dict[int, str] = {}  # vPDQ values by pk, kept for saving (videos are few)
         self._exact: dict[str, ExactIndex] = {}
-        self._meta: dict[int, tuple[int, ItemMeta]] = {}
-        self._signals_of: dict[int, tuple[str, ...]] = {}
+        self._meta = MetaTable()
         # Refreshes run one at a time (_refreshing); the short in-memory apply step and exact
         # lookups share _lock, so a scan never sees an index half-way through a change. PDQ searches
         # need neither: the index is safe to search while it changes.
@@ -102,69 +100,108 @@ class Matcher:
         """Apply what the store changed since the last refresh; returns how many items changed."""
         with self._refreshing:
             rev, items = store.changes_since(self.rev)
-            hubs = store.hub_urls() if items else {}
             with self._lock:
                 if items:
-                    self._apply(items, hubs)
-                self.rev = rev
+                    self._meta.hubs.update(store.hub_urls())
+                    self._apply(items)
+                self.rev = max(rev, self.rev)
             return len(items)
 
-    def _apply(self, items: list[StoredItem], hubs: Mapping[int, str]) -> None:
+    def _apply(self, items: list[StoredItem]) -> None:
         # Removals first, then adds, one call per index: bulk operations keep a 1M-item load fast.
-        stale = [it.pk for it in items if it.pk in self._meta]
+        stale = self._meta.live([it.pk for it in items])
         if stale:
-            by_signal: dict[str, list[int]] = {}
-            for pk in stale:
-                for name in self._signals_of.pop(pk, ()):
-                    by_signal.setdefault(name, []).append(pk)
-                self._meta.pop(pk, None)
-            for name, pks in by_signal.items():
-                if name == VIDEO_SIGNAL:
-                    self._video.remove(pks)
-                    continue
-                index = self._pdq if name == PdqSignal.name else self._exact.get(name)
-                if index is not None:
-                    index.remove(np.asarray(pks, dtype=np.int64))
+            ids = np.asarray(stale, dtype=np.int64)
+            self._pdq.remove(ids)
+            for index in self._exact.values():
+                index.remove(ids)
+            videos = [pk for pk in stale if self._videos.pop(pk, None) is not None]
+            if videos:
+                self._video.remove(videos)
         pdq_ids: list[int] = []
         pdq_values: list[str] = []
         exact: dict[str, tuple[list[int], list[bytes]]] = {}
-        videos: list[tuple[int, str]] = []
+        videos_added: list[tuple[int, str]] = []
         kinds: dict[str, str] = {}
+        rows: list[MetaRow] = []
+        removed: list[int] = []
         for it in items:
             if it.status == DELETED:
+                removed.append(it.pk)
                 continue
-            indexed: list[str] = []
             for name, value in it.fingerprints.items():
                 kind = kinds.get(name) or kinds.setdefault(name, signals.get(name).index_kind)
                 if name == PdqSignal.name:
                     pdq_ids.append(it.pk)
                     pdq_values.append(value)
                 elif name == VIDEO_SIGNAL:
-                    videos.append((it.pk, value))
+                    videos_added.append((it.pk, value))
                 elif kind == "exact":
                     ids, values = exact.setdefault(name, ([], []))
                     ids.append(it.pk)
                     values.append(value.encode())
-                else:
-                    continue  # vector signals (PhotoDNA) cannot be computed here, so never queried
-                indexed.append(name)
-            self._signals_of[it.pk] = tuple(indexed)
-            meta = ItemMeta(
-                hub=hubs.get(it.hub_id, ""),
-                item_id=it.item_id,
-                list_name=it.list_name,
-                contributors=it.contributors,
-                classification=it.classification,
-                verifications=it.verifications,
-                status=it.status,
+                # vector signals (PhotoDNA) cannot be computed here, so they are never queried
+            rows.append(
+                MetaRow(
+                    it.pk,
+                    it.hub_id,
+                    it.item_id,
+                    it.list_name,
+                    it.contributors,
+                    it.classification,
+                    it.verifications,
+                    it.status,
+                )
             )
-            self._meta[it.pk] = (it.hub_id, meta)
+        self._meta.apply(rows, removed)
         if pdq_ids:
             self._pdq.add(np.asarray(pdq_ids, dtype=np.int64), pdq_codes(pdq_values))
         for name, (ids, values) in exact.items():
             self._exact.setdefault(name, ExactIndex()).add(np.asarray(ids, dtype=np.int64), values)
-        if videos:
-            self._video.add_many(videos)
+        if videos_added:
+            self._video.add_many(videos_added)
+            self._videos.update(videos_added)
+
+    # -- saved state ---------------------------------------------------------------------------------
+
+    def save_state(self, directory: Path, store_id: str) -> int:
+        """Write what this matcher holds (valid at `self.rev`) under `directory`; returns the rev."""
+        with self._refreshing:  # no refresh moves rev while the parts are written
+            state = SavedState(
+                store_id=store_id,
+                rev=self.rev,
+                pdq=self._pdq,
+                exact=dict(self._exact),
+                videos=dict(self._videos),
+                meta=self._meta.folded(),
+            )
+            statefiles.save(directory, state)
+            return state.rev
+
+    def restore_state(self, directory: Path, store: Store) -> int:
+        """Take over the state saved under `directory`; returns the revision it is valid at (the
+        next `refresh` applies the store's changes after it).
+
+        Raises StateFileError when there is none, it is damaged, or it belongs to another store (or
+        to a later revision than the store has: the store was replaced by an older copy).
+        """
+        store_id, store_rev = store.identity()
+        state = statefiles.load(directory)
+        if state.store_id != store_id:
+            raise statefiles.StateFileError(f"{directory} was saved from another store ({state.store_id}).")
+        if state.rev > store_rev:
+            raise statefiles.StateFileError(
+                f"{directory} is at revision {state.rev}, ahead of the store's {store_rev}."
+            )
+        video = VpdqIndex()
+        if state.videos:
+            video.add_many(state.videos.items())
+        meta = MetaTable(state.meta)
+        meta.hubs.update(store.hub_urls())
+        with self._refreshing, self._lock:
+            self._pdq, self._exact, self._video, self._videos = state.pdq, state.exact, video, state.videos
+            self._meta, self.rev = meta, state.rev
+        return state.rev
 
     def match(self, hashes: Mapping[str, str], quality: Mapping[str, int] | None = None) -> list[Match]:
         """Matches for one file's fingerprints, best (exact, then nearest) first, one per item."""

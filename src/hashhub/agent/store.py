@@ -12,10 +12,11 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, Text, bindparam, delete, func, insert, select, type_coerce, update
+from sqlalchemy import Engine, Text, bindparam, delete, func, insert, select, text, type_coerce, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from hashhub import db
@@ -313,6 +314,24 @@ class Store:
                 if sig is not None:
                     current.fingerprints[sig] = val
         return newest, items
+
+    def identity(self) -> tuple[str, int]:
+        """(store id, current revision): which store this is, and how far its changes go.
+
+        The id is random per store (migration 0002), so saved index files can tell a store they
+        were written from apart from a replaced or re-created one.
+        """
+        with db.read(self.engine) as conn:
+            store_id, rev = conn.execute(text("SELECT store_id, rev FROM agent_state WHERE id = 1")).one()
+        return str(store_id or ""), int(rev or 0)
+
+    def local_path(self) -> Path | None:
+        """The SQLite database file (locks and saved index files live beside it); None for a
+        database server or an in-memory database."""
+        url = self.engine.url
+        if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+            return None
+        return Path(url.database).resolve()
 
     def count_items(self, hub_id: int | None = None) -> int:
         query = select(func.count()).select_from(Item).where(Item.status != DELETED)

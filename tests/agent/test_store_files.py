@@ -1,0 +1,218 @@
+"""Start-up from saved files: an agent restarted on the same store answers exactly as one that read
+the whole store, replays only what changed after the files, and ignores files that do not belong to
+its store (another store's, damaged, or disagreeing with it). Scans never query the database."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy import event
+
+from hashhub.agent import statefiles
+from hashhub.agent.metatable import MetaRow, MetaTable
+from hashhub.agent.runtime import AgentRuntime
+from hashhub.agent.settings import make_settings
+
+from .conftest import HUB_URL, KEY, FakeHub, make_item, pdq_hex
+
+
+@contextmanager
+def agent(db: Path, hub: FakeHub, **kw) -> Iterator[AgentRuntime]:
+    rt = AgentRuntime(
+        make_settings(db=str(db), sync_interval=0), make_client=lambda h: hub.client(h.url), **kw
+    )
+    rt.store.follow(HUB_URL, KEY)
+    try:
+        yield rt
+    finally:
+        rt.close()
+
+
+def answers(rt: AgentRuntime, seeds: range) -> list[list[dict]]:
+    """What a scan reports for each seed's PDQ and MD5 (everything a user sees of a match)."""
+    queries = [{"pdq": pdq_hex(n), "md5": f"{n:032x}"} for n in seeds]
+    return [[m.as_dict() for m in found] for found in rt.matcher.match_many(queries)]
+
+
+def test_restart_loads_the_saved_files_and_answers_like_a_full_rebuild(tmp_path, fake_hub: FakeHub) -> None:
+    for n in range(40):
+        fake_hub.upsert(make_item(n, classification={"scheme": "industry", "value": "A1" if n % 2 else "B2"}))
+    fake_hub.upsert(make_item(40, fingerprints={"md5": f"{40:032x}"}))  # an item without PDQ
+    db = tmp_path / "agent.db"
+    with agent(db, fake_hub) as first:
+        first.sync_once()
+        assert first.load_report["source"] == "store"
+    assert (tmp_path / "agent.db.state" / "manifest.json").exists()
+    with agent(db, fake_hub) as restarted, agent(db, fake_hub, state_dir=None) as rebuilt:
+        restarted.load()
+        rebuilt.load()
+        assert restarted.load_report["source"] == "files" and restarted.load_report["replayed"] == 0
+        assert rebuilt.load_report["source"] == "store"
+        assert len(restarted.matcher) == 41 and restarted.matcher.pdq_count == 40
+        got = answers(restarted, range(45))
+        assert got == answers(rebuilt, range(45))
+        assert [m["item"] for m in got[3]] == ["item-3"] and got[3][0]["classification"]["value"] == "A1"
+        assert [m["item"] for m in got[40]] == ["item-40"] and got[44] == []
+
+
+def test_changes_after_the_files_are_replayed_from_the_store(tmp_path, fake_hub: FakeHub) -> None:
+    for n in range(20):
+        fake_hub.upsert(make_item(n))
+    db = tmp_path / "agent.db"
+    with agent(db, fake_hub) as first:
+        first.sync_once()  # the first load saves files
+        saved = statefiles.read_manifest(tmp_path / "agent.db.state")
+        fake_hub.delete("item-3")
+        fake_hub.upsert(make_item(5, classification={"scheme": "industry", "value": "B1"}))
+        fake_hub.upsert(make_item(30))
+        first.sync_once()  # 3 changes: too few to save again
+    assert statefiles.read_manifest(tmp_path / "agent.db.state") == saved
+    with agent(db, fake_hub) as restarted:
+        restarted.load()
+        assert restarted.load_report == {
+            **restarted.load_report,
+            "source": "files",
+            "replayed": 3,
+            "items": 20,
+        }
+        got = answers(restarted, range(31))
+        assert got[3] == [] and [m["item"] for m in got[30]] == ["item-30"]
+        assert got[5][0]["classification"] == {"scheme": "industry", "value": "B1"}
+
+
+@pytest.mark.parametrize("damage", ["other-store", "bit-flip", "store-disagrees", "missing-file"])
+def test_unusable_files_are_ignored_and_the_index_rebuilt(tmp_path, fake_hub: FakeHub, damage: str) -> None:
+    for n in range(10):
+        fake_hub.upsert(make_item(n))
+    db = tmp_path / "agent.db"
+    with agent(db, fake_hub) as first:
+        first.sync_once()
+    state = tmp_path / "agent.db.state"
+    generation = state / statefiles.read_manifest(state)["generation"]
+    if damage == "other-store":  # the files of a store that was replaced by a new one
+        with agent(tmp_path / "other.db", fake_hub) as other:
+            other.sync_once()
+        shutil.rmtree(state)
+        shutil.copytree(tmp_path / "other.db.state", state)
+        db.unlink()
+        for n in range(10):
+            fake_hub.upsert(make_item(n, classification={"scheme": "industry", "value": "C"}))
+    elif damage == "bit-flip":
+        data = bytearray((generation / "pdq.idx").read_bytes())
+        data[-1] ^= 1
+        (generation / "pdq.idx").write_bytes(bytes(data))
+    elif damage == "store-disagrees":  # e.g. the database restored from an older backup
+        with sqlite3.connect(db) as conn:
+            conn.execute(
+                "DELETE FROM agent_fingerprints WHERE item_pk NOT IN"
+                " (SELECT id FROM agent_items WHERE item_id = 'item-1')"
+            )
+            conn.execute("DELETE FROM agent_items WHERE item_id != 'item-1'")
+    else:
+        (generation / "meta-pks.npy").unlink()
+    with agent(db, fake_hub) as restarted:
+        if damage == "other-store":
+            restarted.sync_once()
+        restarted.load()
+        assert restarted.load_report["source"] == "store"
+        got = answers(restarted, range(10))
+        if damage == "store-disagrees":
+            assert [bool(g) for g in got] == [n == 1 for n in range(10)]
+        else:
+            assert all([m["item"] for m in g] == [f"item-{n}"] for n, g in enumerate(got))
+        if damage == "other-store":
+            assert got[0][0]["classification"]["value"] == "C"
+
+
+def test_a_save_cut_short_leaves_the_previous_files_in_use(tmp_path, fake_hub: FakeHub) -> None:
+    for n in range(5):
+        fake_hub.upsert(make_item(n))
+    db = tmp_path / "agent.db"
+    with agent(db, fake_hub) as first:
+        first.sync_once()
+    state = tmp_path / "agent.db.state"
+    before = statefiles.read_manifest(state)
+    # What a crash half-way through the next save leaves: a new generation folder, no manifest yet.
+    crashed = state / "gen-000000009999-deadbeef"
+    shutil.copytree(state / before["generation"], crashed)
+    (crashed / "pdq.idx").write_bytes(b"half")
+    (state / ".manifest.json.123.tmp").write_bytes(b'{"format": 1, "gen')
+    with agent(db, fake_hub) as restarted:
+        restarted.load()
+        assert restarted.load_report["source"] == "files"
+        assert [m["item"] for m in answers(restarted, range(5))[4]] == ["item-4"]
+        restarted.save_state()
+    assert not crashed.exists()  # the next complete save clears what the crash left
+
+
+def test_scans_answer_from_memory_without_a_database_query(tmp_path, fake_hub: FakeHub) -> None:
+    for n in range(10):
+        fake_hub.upsert(make_item(n))
+    with agent(tmp_path / "agent.db", fake_hub) as rt:
+        rt.sync_once()
+        statements: list[str] = []
+        event.listen(rt.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+        found = rt.scanner.evaluate_many([f"f{n}" for n in range(12)], [_hashed(n) for n in range(12)])
+        assert [bool(r.matches) for r in found] == [n < 10 for n in range(12)]
+        assert found[2].matches[0].meta.item_id == "item-2"
+        assert statements == []
+
+
+def _hashed(n: int):
+    from hashhub.hashing import FileHashes
+
+    return FileHashes(hashes={"pdq": pdq_hex(n), "md5": f"{n:032x}"}, quality={"pdq": 100}, error=None)
+
+
+ops = st.lists(
+    st.tuples(
+        st.sampled_from(["put", "drop", "fold"]), st.integers(0, 30), st.sampled_from(["A1", "B2", "C"])
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(ops)
+def test_metadata_columns_and_recent_changes_agree_with_a_plain_dict(steps) -> None:
+    table, model = MetaTable(), {}
+    table.hubs[1] = HUB_URL
+    for op, pk, value in steps:
+        if op == "put":
+            row = MetaRow(
+                pk, 1, f"id-{pk}-{value}", "verified", ("a", value), {"value": value}, pk % 3, "active"
+            )
+            table.apply([row], [])
+            model[pk] = row
+        elif op == "drop":
+            table.apply([], [pk])
+            model.pop(pk, None)
+        else:
+            table.folded()
+        assert len(table) == len(model)
+    for pk in range(31):
+        got = table.get(pk)
+        if pk not in model:
+            assert got is None
+            continue
+        row = model[pk]
+        assert got is not None and got[0] == 1
+        meta = got[1]
+        assert (meta.hub, meta.item_id, meta.list_name, meta.contributors) == (
+            HUB_URL,
+            row.item_id,
+            "verified",
+            row.contributors,
+        )
+        assert (meta.classification, meta.verifications, meta.status) == (
+            row.classification,
+            pk % 3,
+            "active",
+        )
