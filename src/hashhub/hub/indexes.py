@@ -2,11 +2,16 @@
 
 Each adapter takes canonical text values (as stored and as sent by clients), converts them to what
 `hashhub.index` wants, and answers `near(values, radius)` with one (ids, distances) pair per value.
+`save(path)` writes the index (returning the files written) and `load(signal, path, delta_limit)`
+memory-maps one back; `delta_limit` is how many later additions stay in a small in-memory delta
+before a merge copies the whole index into the process's own memory (see hub/poolfile.py).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from types import ModuleType
 
 import numpy as np
@@ -25,9 +30,17 @@ def _index() -> ModuleType:
 
 
 class ExactAdapter:
-    def __init__(self, signal: type[signals.SignalType]) -> None:
+    def __init__(self, signal: type[signals.SignalType], index: object | None = None) -> None:
         self._hex = issubclass(signal, HexDigestSignal)
-        self._index = _index().ExactIndex()
+        self._index = index if index is not None else _index().ExactIndex()
+
+    def save(self, path: str | os.PathLike[str]) -> list[Path]:
+        self._index.save(path)
+        return [Path(path)]
+
+    @classmethod
+    def load(cls, signal: type[signals.SignalType], path: Path, delta_limit: int) -> ExactAdapter:
+        return cls(signal, _index().ExactIndex.load(path, delta_limit=delta_limit))
 
     def _key(self, value: str) -> bytes:
         return bytes.fromhex(value) if self._hex else value.encode()
@@ -47,8 +60,20 @@ class ExactAdapter:
 
 
 class HammingAdapter:
-    def __init__(self, signal: type[signals.SignalType]) -> None:
-        self._index = _index().PdqIndex()
+    def __init__(self, signal: type[signals.SignalType], index: object | None = None) -> None:
+        self._index = index if index is not None else _index().PdqIndex()
+
+    def save(self, path: str | os.PathLike[str]) -> list[Path]:
+        self._index.save(path)
+        return [Path(path)]
+
+    @classmethod
+    def load(cls, signal: type[signals.SignalType], path: Path, delta_limit: int) -> HammingAdapter:
+        index = _index().PdqIndex.load(path)
+        # PdqIndex.load takes no delta limit; its constructor's knob is set on the loaded one, so a
+        # worker keeps sharing the mapped tables until the next saved pool replaces them.
+        index._delta_limit = delta_limit
+        return cls(signal, index)
 
     @staticmethod
     def _codes(values: Sequence[str]) -> np.ndarray:
@@ -73,10 +98,20 @@ class HammingAdapter:
 class VectorAdapter:
     """PhotoDNA vectors by Euclidean distance; exact match until `hashhub.index` has a vector index."""
 
-    def __init__(self, signal: type[signals.SignalType]) -> None:
+    def __init__(self, signal: type[signals.SignalType], index: object | None = None) -> None:
         vector_index = getattr(_index(), "PdnaIndex", None)
-        self._index = vector_index() if vector_index else None
+        self._index = index if index is not None else (vector_index() if vector_index else None)
         self._fallback = ExactAdapter(signal) if self._index is None else None
+
+    def save(self, path: str | os.PathLike[str]) -> list[Path]:
+        if self._fallback is not None:
+            return self._fallback.save(path)
+        self._index.save(path)
+        return [Path(path)]
+
+    @classmethod
+    def load(cls, signal: type[signals.SignalType], path: Path, delta_limit: int) -> VectorAdapter:
+        return cls(signal, _index().PdnaIndex.load(path))
 
     @staticmethod
     def _vectors(values: Sequence[str]) -> np.ndarray:
@@ -107,10 +142,19 @@ class VideoAdapter:
     """vPDQ videos through `VpdqIndex`. The radius is the largest share of the query's frames that
     may go unmatched (vPDQ's 1 - query threshold), and a hit's distance is 1 - its query share."""
 
-    def __init__(self, signal: type[signals.SignalType]) -> None:
+    def __init__(self, signal: type[signals.SignalType], index: object | None = None) -> None:
         from hashhub.index.vpdq import VpdqIndex
 
-        self._index = VpdqIndex()
+        self._index = index if index is not None else VpdqIndex()
+
+    def save(self, path: str | os.PathLike[str]) -> list[Path]:
+        return self._index.save(path)
+
+    @classmethod
+    def load(cls, signal: type[signals.SignalType], path: Path, delta_limit: int) -> VideoAdapter:
+        from hashhub.index.vpdq import VpdqIndex
+
+        return cls(signal, VpdqIndex.load(path))
 
     def add(self, ids: np.ndarray, values: Sequence[str]) -> None:
         self._index.add_many(zip(ids.tolist(), values, strict=True))
@@ -144,6 +188,12 @@ ADAPTERS = {"exact": ExactAdapter, "hamming": HammingAdapter, "vector": VectorAd
 def for_signal(name: str) -> Adapter:
     signal = signals.get(name)
     return ADAPTERS[signal.index_kind](signal)
+
+
+def load(name: str, path: Path, delta_limit: int) -> Adapter:
+    """The adapter for signal `name` over an index saved at `path` (memory-mapped)."""
+    signal = signals.get(name)
+    return ADAPTERS[signal.index_kind].load(signal, path, delta_limit)
 
 
 def warm_up() -> None:

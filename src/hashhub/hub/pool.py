@@ -78,6 +78,26 @@ class Pool:
         #: indexes may hold changes a little newer than their columns)
         self.replay_all = False
 
+    def restore(
+        self,
+        cols: Columns,
+        *,
+        grades: list[dict[str, str]],
+        signal_bits: dict[str, int],
+        adapters: dict[str, indexes.Adapter],
+        org_names: dict[int, str],
+        list_names: dict[int, str],
+        cursor: int,
+    ) -> None:
+        """Take over saved state (see hub/poolfile.py); the next apply re-indexes what it replays."""
+        with self.lock:
+            self.cols, self.clusters = cols, Clusters(cols)
+            self.grades = grades
+            self._grade_ids = {(g["scheme"], g["value"]): i for i, g in enumerate(grades)}
+            self.signal_bits, self.indexes = signal_bits, adapters
+            self.org_names, self.list_names = org_names, list_names
+            self.cursor, self.replay_all = cursor, True
+
     # -- reading ------------------------------------------------------------------------------
 
     def _col(self, name: str) -> np.ndarray:

@@ -29,3 +29,15 @@ class HubSettings(BaseSettings):
     rate_limit_burst_seconds: float = Field(2.0, gt=0)
     #: a bearer token that may read GET /metrics (besides admin keys); empty: none.
     metrics_token: str = ""
+    #: where saved pool files live (index files, columns, clusters, the cursor they are valid at):
+    #: empty = "<database file>.pool" beside a SQLite file and none for other databases (give a
+    #: directory for PostgreSQL); "off" = never save or load them.
+    pool_dir: str = ""
+    #: a process saves a fresh pool snapshot once the change log is this many changes past the
+    #: last one (only the process holding the directory's lock saves; the others load it).
+    pool_save_changes: int = Field(50_000, ge=1)
+    #: a process that had to build its pool from the database saves it at once from this many items.
+    pool_save_min_items: int = Field(10_000, ge=0)
+    #: match activity is audited as one chained record per key per this many seconds, written in the
+    #: background (0: one record per request, written before the answer).
+    audit_match_window_seconds: float = Field(1.0, ge=0, le=60)

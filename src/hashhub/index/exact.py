@@ -23,7 +23,7 @@ import numpy as np
 
 from hashhub.index import _fileformat
 from hashhub.index._inputs import as_ids
-from hashhub.index.errors import IndexInputError
+from hashhub.index.errors import IndexFileError, IndexInputError
 
 _MAGIC = b"HHIXEXA1"
 
@@ -52,10 +52,18 @@ class _Main:
 
     __slots__ = ("alive", "blob", "by_id", "ids", "keys", "offsets")
 
-    def __init__(self, keys: np.ndarray, ids: np.ndarray, offsets: np.ndarray, blob: np.ndarray) -> None:
+    def __init__(
+        self,
+        keys: np.ndarray,
+        ids: np.ndarray,
+        offsets: np.ndarray,
+        blob: np.ndarray,
+        by_id: np.ndarray | None = None,
+    ) -> None:
         self.keys, self.ids, self.offsets, self.blob = keys, ids, offsets, blob
         self.alive = np.ones(ids.shape[0], np.uint8)
-        self.by_id = np.argsort(ids, kind="stable")  # rows ordered by id, for remove()
+        # Rows ordered by id, for remove(); saved with the file so that loading sorts nothing.
+        self.by_id = np.argsort(ids, kind="stable") if by_id is None else by_id
 
     @classmethod
     def build(cls, ids: np.ndarray, values: list[bytes]) -> _Main:
@@ -174,15 +182,28 @@ class ExactIndex:
             if self._by_id or not self._main.alive.all():
                 self._merge_locked()
             main = self._main
-        arrays = {"keys": main.keys, "ids": main.ids, "offsets": main.offsets, "blob": main.blob}
+        arrays = {
+            "keys": main.keys,
+            "ids": main.ids,
+            "offsets": main.offsets,
+            "blob": main.blob,
+            "by_id": main.by_id,
+        }
         _fileformat.write(path, _MAGIC, {"count": int(main.ids.shape[0])}, arrays)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], *, mmap: bool = True) -> ExactIndex:
-        """Reopen a saved index (arrays memory-mapped copy-on-write when `mmap`)."""
+    def load(
+        cls, path: str | os.PathLike[str], *, mmap: bool = True, delta_limit: int = 65_536
+    ) -> ExactIndex:
+        """Reopen a saved index (arrays memory-mapped copy-on-write when `mmap`: processes opening
+        one file share its pages). A larger `delta_limit` keeps more later additions in the small
+        in-memory delta before a merge copies the whole index into this process's own memory."""
         _, arrays = _fileformat.read(path, _MAGIC, mmap=mmap)
-        ex = cls()
-        main = _Main(arrays["keys"], arrays["ids"], arrays["offsets"], arrays["blob"])
+        ex = cls(delta_limit=delta_limit)
+        by_id = arrays.get("by_id")  # files written before it was saved sort on load
+        if by_id is not None and by_id.shape != arrays["ids"].shape:
+            raise IndexFileError(f"{path} is damaged: its id order does not cover its entries.")
+        main = _Main(arrays["keys"], arrays["ids"], arrays["offsets"], arrays["blob"], by_id)
         ex._main, ex._count = main, main.ids.shape[0]
         ex._view = (main, ex._by_value)
         return ex

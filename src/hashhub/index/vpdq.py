@@ -16,15 +16,18 @@ Video ids are integers from 0 to 2**43 - 1; a video holds at most 2**20 distinct
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from hashhub.index import _fileformat
 from hashhub.index._inputs import as_rows
-from hashhub.index.errors import IndexInputError
+from hashhub.index.errors import IndexFileError, IndexInputError
 from hashhub.index.pdq import CODE_BYTES, PdqIndex
 from hashhub.signals.vpdq import (
     FRAME_DISTANCE,
@@ -38,6 +41,7 @@ from hashhub.signals.vpdq import (
 FRAME_BITS = 20
 MAX_FRAMES_PER_VIDEO = 1 << FRAME_BITS
 MAX_VIDEO_ID = (1 << (63 - FRAME_BITS)) - 1
+_MAGIC = b"HHIXVPD1"
 
 #: What `add` and `search` take for a video's frames: a vPDQ value in any form `VpdqSignal.parse`
 #: accepts, a list of `VpdqFrame`, or an (n, 32) uint8 array of already-usable codes.
@@ -156,6 +160,40 @@ class VpdqIndex:
     def compact(self) -> None:
         """Merge recent additions into the frame index's tables now (normally automatic)."""
         self._frames.compact()
+
+    # -- files --------------------------------------------------------------------------------------
+
+    @staticmethod
+    def videos_path(path: str | os.PathLike[str]) -> Path:
+        """The second file `save` writes beside `path`: each video's id and frame count."""
+        target = Path(path)
+        return target.with_name(target.name + ".videos")
+
+    def save(self, path: str | os.PathLike[str]) -> list[Path]:
+        """Write the frame index to `path` and the videos' frame counts beside it (see
+        `videos_path`); returns both paths. Each file is replaced atomically."""
+        with self._lock:  # one consistent (frames, counts) pair: writers wait for the save
+            ids = np.fromiter(self._counts, np.int64, len(self._counts))
+            counts = np.fromiter(self._counts.values(), np.int64, len(self._counts))
+            self._frames.save(path)
+        order = np.argsort(ids)
+        meta = {"videos": int(ids.shape[0])}
+        _fileformat.write(self.videos_path(path), _MAGIC, meta, {"ids": ids[order], "counts": counts[order]})
+        return [Path(path), self.videos_path(path)]
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], *, mmap: bool = True) -> VpdqIndex:
+        """Reopen a saved index (its frame index memory-mapped when `mmap`)."""
+        _, arrays = _fileformat.read(cls.videos_path(path), _MAGIC, mmap=False)
+        ids, counts = arrays["ids"], arrays["counts"]
+        if ids.shape != counts.shape:
+            raise IndexFileError(f"{cls.videos_path(path)} is damaged: ids and counts differ in length.")
+        ix = cls()
+        ix._frames = PdqIndex.load(path, mmap=mmap)
+        ix._counts = dict(zip(ids.tolist(), counts.tolist(), strict=True))
+        if int(counts.sum()) != len(ix._frames):
+            raise IndexFileError(f"{path} and its .videos file do not belong together (frame counts differ).")
+        return ix
 
     # -- reads --------------------------------------------------------------------------------------
 

@@ -1,0 +1,449 @@
+"""Saved pool files: a hub process starts by memory-mapping the last saved pool and replaying only
+the changes after its cursor, instead of reading every item from the database.
+
+    <pool dir>/CURRENT                        name of the snapshot to load (replaced atomically)
+    <pool dir>/snap-<cursor>-<token>/         one snapshot, never changed after it is renamed here
+        columns.hhix, index-<n>.hhix[.videos] numpy columns and one index per signal
+        manifest.json                         written last: cursor, schema, database anchor, checksums
+    <pool dir>/.lock                          fcntl lock: the one process saving (or cold-building)
+
+Trust: a snapshot is used only if its manifest's format, schema revision and cluster settings are
+ours, every file has the size and SHA-256 the manifest lists, and the database still holds, at the
+snapshot's cursor, the very change row the snapshot was taken after (`anchor`: item id, op, kind and
+time) with its head at or past that cursor. Anything else (another database, a restored backup, a
+half-written or damaged file) is logged and ignored; the pool is then built from the database.
+
+Consistency: the columns are copied under the pool's lock at cursor C; the indexes are written
+just after and may hold a few changes newer than C. The first catch-up after loading replays every
+change after C with `replay_all`, which removes each replayed id from every index and re-adds its
+current fingerprints, so the loaded pool equals a cold build at the same head.
+
+Memory: every process maps the same files copy-on-write, so their pages are shared and each keeps
+only what it changes since (a small delta). Columns are saved with headroom for new ids.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import secrets
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine, make_url
+
+from hashhub import db
+from hashhub.hub import heads, indexes
+from hashhub.hub.columns import SPEC, Columns
+from hashhub.hub.models import changes
+from hashhub.hub.pool import Fetch, Pool
+from hashhub.hub.settings import HubSettings
+
+if TYPE_CHECKING:
+    from hashhub.hub.core import Hub
+
+log = logging.getLogger("hashhub.hub.poolfile")
+
+POOL_FORMAT = 1
+_COLUMNS_MAGIC = b"HHPOOLC1"
+_CURRENT = "CURRENT"
+_MANIFEST = "manifest.json"
+_KEEP = 2  # snapshots kept: the current one and the one before (a loader may still be reading it)
+
+
+def pool_dir(settings: HubSettings) -> Path | None:
+    """Where this hub's pool files live, or None when it has none (see HubSettings.pool_dir)."""
+    chosen = settings.pool_dir.strip()
+    if chosen.lower() == "off":
+        return None
+    if chosen:
+        return Path(chosen)
+    url = make_url(settings.db) if "://" in settings.db else None
+    if url is None:  # a bare SQLite file path
+        return Path(settings.db + ".pool")
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        return Path(url.database + ".pool")
+    return None
+
+
+@contextlib.contextmanager
+def _locked(directory: Path, *, wait: bool) -> Iterator[bool]:
+    """Hold the directory's saver lock; yields False at once when `wait` is off and it is taken."""
+    directory.mkdir(parents=True, exist_ok=True)
+    fd = os.open(directory / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def _schema(conn: Connection) -> str:
+    try:
+        return str(conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one())
+    except sa.exc.SQLAlchemyError:
+        return ""
+
+
+def _anchor(conn: Connection, cursor: int) -> dict[str, Any] | None:
+    row = conn.execute(
+        sa.select(changes.c.item_id, changes.c.op, changes.c.kind, changes.c.at).where(
+            changes.c.cursor == cursor
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    return {
+        "cursor": cursor,
+        "item_id": int(row.item_id),
+        "op": row.op,
+        "kind": row.kind,
+        "at": float(row.at),
+    }
+
+
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_current(directory: Path, name: str) -> None:
+    tmp = directory / f".{_CURRENT}.{os.getpid()}.tmp"
+    tmp.write_text(name + "\n")
+    _fsync(tmp)
+    os.replace(tmp, directory / _CURRENT)
+    _fsync(directory)
+
+
+# -- saving ---------------------------------------------------------------------------------------
+
+
+def save_pool(hub: Hub, *, wait: bool = True) -> Path | None:
+    """Save `hub`'s pool (brought up to the committed head first) as the current snapshot of its
+    pool directory; returns the snapshot's folder, or None when the hub keeps no pool files, the
+    pool is empty, or (`wait` off) another process holds the lock. `hashhub hub import` may call
+    this once it has written everything, so the next server start loads in seconds."""
+    directory = pool_dir(hub.settings)
+    if directory is None:
+        return None
+    hub.refresh()
+    with _locked(directory, wait=wait) as got:
+        if not got:
+            return None
+        return _save_locked(hub.pool, hub.engine, directory)
+
+
+def _fileformat() -> ModuleType:
+    """`hashhub.index._fileformat`, imported on first use (the package loads numba, which admin
+    CLI commands that open a Hub never need)."""
+    from hashhub.index import _fileformat
+
+    return _fileformat
+
+
+def _save_locked(pool: Pool, engine: Engine, directory: Path) -> Path | None:
+    headroom_min = 65_536
+    with pool.lock:
+        cursor = pool.cursor
+        if cursor <= 0:
+            return None
+        size = pool.cols.size
+        columns = pool.cols.copy(headroom=max(headroom_min, size // 8))
+        adapters = dict(pool.indexes)
+        meta: dict[str, Any] = {
+            "grades": list(pool.grades),
+            "signal_bits": dict(pool.signal_bits),
+            "org_names": {str(k): v for k, v in pool.org_names.items()},
+            "list_names": {str(k): v for k, v in pool.list_names.items()},
+            "cluster_radius": dict(pool.cluster_radius),
+        }
+    with db.read(engine) as conn:
+        anchor, schema = _anchor(conn, cursor), _schema(conn)
+    if anchor is None:
+        log.warning("pool not saved: the change log has no row at cursor %s", cursor)
+        return None
+    _clear_stale(directory)
+    token = secrets.token_hex(4)
+    tmp = directory / f".tmp-{os.getpid()}-{token}"
+    tmp.mkdir()
+    try:
+        files = ["columns.hhix"]
+        _fileformat().write(tmp / "columns.hhix", _COLUMNS_MAGIC, {"size": size}, columns)
+        del columns
+        index_files = {}
+        for n, (signal, adapter) in enumerate(sorted(adapters.items())):
+            name = f"index-{n}.hhix"
+            index_files[signal] = name
+            files += [p.name for p in adapter.save(tmp / name)]
+        for name in files:
+            _fsync(tmp / name)
+        manifest = {
+            "format": POOL_FORMAT,
+            "columns_format": _fileformat().FORMAT_VERSION,
+            "schema": schema,
+            "cursor": cursor,
+            "anchor": anchor,
+            "size": size,
+            "saved_at": time.time(),
+            "indexes": index_files,
+            "files": {
+                name: {"bytes": (tmp / name).stat().st_size, "sha256": _sha256(tmp / name)} for name in files
+            },
+            **meta,
+        }
+        (tmp / _MANIFEST).write_text(json.dumps(manifest))
+        _fsync(tmp / _MANIFEST)
+        _fsync(tmp)
+        final = directory / f"snap-{cursor:015d}-{token}"
+        os.rename(tmp, final)
+        _fsync(directory)
+        _write_current(directory, final.name)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _prune(directory, final.name)
+    log.info("pool saved at cursor %s (%s items) in %s", cursor, size, final)
+    return final
+
+
+def _clear_stale(directory: Path) -> None:
+    """Temporary folders left by a saver that died (we hold the lock, so none is being written)."""
+    for tmp in directory.glob(".tmp-*"):
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _prune(directory: Path, current: str) -> None:
+    """Drop all but the newest snapshots; processes that mapped a dropped one keep their pages."""
+    snaps = sorted(p.name for p in directory.glob("snap-*") if p.name != current)
+    for name in snaps[: max(0, len(snaps) - (_KEEP - 1))]:
+        shutil.rmtree(directory / name, ignore_errors=True)
+
+
+# -- loading --------------------------------------------------------------------------------------
+
+
+class Untrusted(Exception):
+    """A snapshot that must not be used; the message says why."""
+
+
+def current_snapshot(directory: Path) -> Path | None:
+    try:
+        name = (directory / _CURRENT).read_text().strip()
+    except FileNotFoundError:
+        return None
+    return directory / name if name else None
+
+
+def load_pool(
+    settings: HubSettings, engine: Engine, fetch: Fetch, cluster_radius: dict[str, float]
+) -> Pool | None:
+    """A pool loaded from the current snapshot (not yet caught up: its first catch-up replays the
+    changes after the snapshot), or None when there is no snapshot or it cannot be trusted."""
+    directory = pool_dir(settings)
+    if directory is None:
+        return None
+    snap = current_snapshot(directory)
+    if snap is None:
+        return None
+    try:
+        return _load(snap, engine, fetch, cluster_radius, settings.pool_save_changes)
+    except Untrusted as e:
+        log.warning("saved pool %s ignored: %s; building the pool from the database", snap, e)
+    except (OSError, ValueError, KeyError, TypeError) as e:  # IndexFileError is a ValueError
+        log.warning("saved pool %s ignored: unreadable (%s); building the pool from the database", snap, e)
+    return None
+
+
+def _load(
+    snap: Path, engine: Engine, fetch: Fetch, cluster_radius: dict[str, float], delta_limit: int
+) -> Pool:
+    try:
+        manifest = json.loads((snap / _MANIFEST).read_text())
+    except FileNotFoundError:
+        raise Untrusted("it has no manifest (an unfinished save)") from None
+    except json.JSONDecodeError as e:
+        raise Untrusted(f"its manifest is damaged ({e})") from None
+    files_format = _fileformat().FORMAT_VERSION
+    if manifest.get("format") != POOL_FORMAT or manifest.get("columns_format") != files_format:
+        raise Untrusted(f"it has pool format {manifest.get('format')}; this hashhub reads {POOL_FORMAT}")
+    pool = Pool(fetch, cluster_radius=cluster_radius)
+    if manifest["cluster_radius"] != pool.cluster_radius:
+        raise Untrusted(
+            f"it was clustered with radii {manifest['cluster_radius']}, not {pool.cluster_radius}"
+        )
+    cursor = int(manifest["cursor"])
+    with db.read(engine) as conn:
+        schema, head, anchor = _schema(conn), heads.current(conn), _anchor(conn, cursor)
+    if manifest["schema"] != schema:
+        raise Untrusted(
+            f"it was saved at schema revision {manifest['schema']!r}, the database is at {schema!r}"
+        )
+    if head < cursor or anchor != manifest["anchor"]:
+        raise Untrusted(
+            f"it was saved from another database (or from a later state of this one) at cursor {cursor}"
+        )
+    for name, spec in manifest["files"].items():
+        path = snap / name
+        if not path.is_file() or path.stat().st_size != spec["bytes"] or _sha256(path) != spec["sha256"]:
+            raise Untrusted(
+                f"{name} is missing, truncated or damaged (its size or checksum is not the manifest's)"
+            )
+    file_meta, arrays = _fileformat().read(snap / "columns.hhix", _COLUMNS_MAGIC, mmap=True)
+    size = int(file_meta["size"])
+    if set(arrays) != set(SPEC) or size != manifest["size"] or any(len(a) < size for a in arrays.values()):
+        raise Untrusted("its columns do not match this hashhub's")
+    loaded = {
+        signal: indexes.load(signal, snap / name, delta_limit) for signal, name in manifest["indexes"].items()
+    }
+    pool.restore(
+        Columns.adopt({k: np.asarray(v) for k, v in arrays.items()}, size),
+        grades=manifest["grades"],
+        signal_bits=manifest["signal_bits"],
+        adapters=loaded,
+        org_names={int(k): v for k, v in manifest["org_names"].items()},
+        list_names={int(k): v for k, v in manifest["list_names"].items()},
+        cursor=cursor,
+    )
+    return pool
+
+
+# -- who saves, and when --------------------------------------------------------------------------
+
+
+class PoolFiles:
+    """One hub process's use of its pool directory: load at start-up (or build and save under the
+    lock, so several workers starting together build once), save in the background when the log
+    has moved `pool_save_changes` past the last snapshot, and switch to a newer snapshot saved by
+    another process (so each keeps only a small private delta)."""
+
+    def __init__(self, hub: Hub) -> None:
+        self._hub = hub
+        self.directory = pool_dir(hub.settings)
+        self._saved_cursor = -1  # cursor of the snapshot this process last loaded or saved
+        #: cursor of the last snapshot this process loaded (None: it built its pool from the database)
+        self.loaded_cursor: int | None = None
+        self._worker: threading.Thread | None = None
+        self._checked = 0.0
+        #: seconds between looks at the directory for a due save or a newer snapshot
+        self.check_interval = 1.0
+
+    def open(self) -> Pool:
+        """The pool to start with, caught up to the committed head."""
+        hub = self._hub
+        if self.directory is None:
+            return self._caught_up(hub.new_pool())
+        pool = self._load()
+        if pool is not None:
+            return self._caught_up(pool)
+        with _locked(self.directory, wait=True):
+            pool = self._load()  # another process may have built and saved while we waited
+            if pool is not None:
+                return self._caught_up(pool)
+            pool = self._caught_up(hub.new_pool())
+            if (
+                int(np.count_nonzero(pool.cols["status"][: pool.cols.size]))
+                < hub.settings.pool_save_min_items
+            ):
+                return pool
+            if _save_locked(pool, hub.engine, self.directory) is None:
+                return pool
+        # Serve from the mapped files rather than the freshly built arrays: shared, not private.
+        return self._caught_up(self._load() or pool)
+
+    def _load(self) -> Pool | None:
+        hub = self._hub
+        started = time.perf_counter()
+        pool = load_pool(hub.settings, hub.engine, hub.fetch_fingerprints, hub.cluster_radius)
+        if pool is not None:
+            self._saved_cursor = self.loaded_cursor = pool.cursor
+            log.info(
+                "pool loaded from %s at cursor %s in %.2f s",
+                self.directory,
+                pool.cursor,
+                time.perf_counter() - started,
+            )
+        return pool
+
+    def _caught_up(self, pool: Pool) -> Pool:
+        with db.read(self._hub.engine) as conn:
+            pool.catch_up(conn)
+        return pool
+
+    def after_refresh(self, cursor: int) -> None:
+        """Called after each catch-up: start a background save or reload when one is due."""
+        if self.directory is None or cursor - self._saved_cursor < self._hub.settings.pool_save_changes:
+            return
+        now = time.monotonic()
+        if now - self._checked < self.check_interval:
+            return
+        self._checked = now
+        worker = self._worker
+        if worker is not None and worker.is_alive():
+            return
+        self._worker = threading.Thread(target=self._renew, name="hashhub-pool-save", daemon=True)
+        self._worker.start()
+
+    def _renew(self) -> None:
+        try:
+            self._reload_newer() or self._save()
+        except Exception:
+            log.exception("saving or reloading the pool files failed; the pool in memory is unaffected")
+
+    def _reload_newer(self) -> bool:
+        """Switch to a snapshot another process saved since ours, if there is one."""
+        snap = current_snapshot(self.directory)
+        if snap is None or _cursor_of(snap) <= self._saved_cursor:
+            return False
+        pool = self._load()
+        if pool is None:
+            return False
+        self._hub.swap_pool(self._caught_up(pool))
+        return True
+
+    def _save(self) -> None:
+        hub = self._hub
+        with _locked(self.directory, wait=False) as got:
+            if not got:
+                return  # another process is saving; we load its snapshot next time
+            if _save_locked(hub.pool, hub.engine, self.directory) is None:
+                return
+        self._reload_newer()  # our own snapshot: map it and drop the private copies
+
+    def wait(self) -> None:
+        """Block until a background save or reload in progress has finished (tests, shutdown)."""
+        worker = self._worker
+        if worker is not None:
+            worker.join()
+
+
+def _cursor_of(snap: Path) -> int:
+    try:
+        return int(snap.name.split("-")[1])
+    except (IndexError, ValueError):
+        return -1

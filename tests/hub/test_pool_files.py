@@ -1,0 +1,239 @@
+"""Saved pool files (issue 12): a hub that starts from the saved pool plus the changes after it
+answers exactly like one built from the database; damaged, unfinished or foreign files are ignored."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.hub.conftest import flip_bits, item, md5_of, open_hub, pdq_of, populate
+
+from hashhub.hub import feedback, ingest, orgs
+from hashhub.hub.core import Hub
+from hashhub.hub.poolfile import current_snapshot, save_pool
+
+ALL_SIGNALS = ("md5", "pdq")
+
+
+def _submit(hub: Hub, org: str, rows: list[dict[str, Any]], list_name: str = "verified") -> list[int]:
+    done = ingest.submit(hub, orgs.acting_as(hub.engine, org), list_name, rows)
+    return [int(i["id"]) for i in done["items"]]
+
+
+def _first_items(hub: Hub) -> dict[str, int]:
+    """A varied pool: clusters by a shared MD5 and by near PDQs, two lists, three contributors."""
+    populate(hub)
+    ids = {}
+    shared = md5_of("shared")
+    (ids["a"], ids["b"], ids["c"]) = _submit(
+        hub, "iwf", [item(1, md5=shared, pdq=pdq_of(1)), item(2), item(3, pdq=flip_bits(pdq_of(2), 5))]
+    )
+    (ids["d"], ids["e"]) = _submit(hub, "ncmec", [item(4, md5=shared), item(5)], "restricted")
+    (ids["f"],) = _submit(hub, "both", [item(6, reviewers=0)])
+    return ids
+
+
+def _later_changes(hub: Hub, ids: dict[str, int]) -> None:
+    """Changes after the save: new items (one joining a saved cluster), a withdrawal of a saved
+    item, a dispute, and a saved item's fingerprints replaced."""
+    (ids["g"],) = _submit(hub, "ncmec", [item(7, pdq=flip_bits(pdq_of(5), 3))], "restricted")
+    (ids["h"],) = _submit(hub, "iwf", [item(8, md5=md5_of("shared"))])
+    feedback.withdraw(hub, orgs.acting_as(hub.engine, "iwf"), ids["b"], "false positive")
+    for member in ("plat", "plat2"):
+        feedback.give_feedback(hub, orgs.acting_as(hub.engine, member), ids["f"], "negative", "not_csam")
+    _submit(hub, "iwf", [{**item(1), "external_id": "ext-1", "fingerprints": {"md5": md5_of("moved")}}])
+
+
+def _queries() -> dict[str, list[str]]:
+    md5s = [md5_of(n) for n in range(1, 9)] + [md5_of("shared"), md5_of("moved")]
+    pdqs = [pdq_of(n) for n in range(1, 9)] + [flip_bits(pdq_of(n), 7) for n in range(1, 9)]
+    return {"md5": md5s, "pdq": pdqs}
+
+
+def _answers(hub: Hub) -> dict[str, Any]:
+    """Everything a match or the dashboard can see: hits per query (live items only), each item's
+    status, its cluster as a set of live members, and the stats."""
+    hub.refresh()
+    pool = hub.pool
+    hits = {}
+    for signal, values in _queries().items():
+        radius = hub.settings.match_pdq_radius if signal == "pdq" else 0
+        for value, (ids, dists) in zip(values, pool.near(signal, values, radius), strict=True):
+            keep = pool.readable_live(ids, None)
+            hits[f"{signal}:{value}"] = sorted(zip(ids[keep].tolist(), dists[keep].tolist(), strict=True))
+    items = {}
+    for i in range(1, pool.cols.size):
+        status = pool.status(i)
+        if status is None:
+            continue
+        facts: dict[str, Any] = {"status": status}
+        if status != "withdrawn":
+            described = pool.describe(i, None)
+            facts |= {k: described[k] for k in ("contributors", "verifications", "cluster_size", "classification")}
+            facts["cluster"] = sorted(m for m in pool.cluster(i) if pool.status(m) != "withdrawn")
+        items[i] = facts
+    return {"hits": hits, "items": items, "stats": pool.stats()}
+
+
+def test_restart_from_saved_files_plus_later_changes_equals_a_cold_build(sqlite_url: str) -> None:
+    first = open_hub(sqlite_url)
+    try:
+        ids = _first_items(first)
+        snap = save_pool(first)
+        assert snap is not None and current_snapshot(first.files.directory) == snap
+        saved_cursor = first.pool.cursor
+        _later_changes(first, ids)
+    finally:
+        first.close()
+
+    restarted = open_hub(sqlite_url)
+    cold = open_hub(sqlite_url, pool_dir="off")
+    try:
+        got = _answers(restarted)
+        assert restarted.files.loaded_cursor == saved_cursor  # it really started from the files
+        assert cold.files.loaded_cursor is None
+        assert got == _answers(cold)
+        # The withdrawal after the save holds: item b matches nothing, and c is alone again.
+        assert all(ids["b"] not in [i for i, _ in found] for found in got["hits"].values())
+        assert got["items"][ids["b"]]["status"] == "withdrawn"
+        assert got["items"][ids["f"]]["status"] == "disputed"
+        assert got["items"][ids["c"]]["cluster"] == [ids["c"]]
+        assert got["items"][ids["h"]]["cluster"] == sorted([ids["d"], ids["h"]])  # a moved off "shared"
+        assert got["items"][ids["g"]]["cluster"] == sorted([ids["e"], ids["g"]])
+    finally:
+        restarted.close()
+        cold.close()
+
+
+def test_a_restarted_hub_keeps_following_changes(sqlite_url: str) -> None:
+    first = open_hub(sqlite_url)
+    try:
+        ids = _first_items(first)
+        save_pool(first)
+    finally:
+        first.close()
+    hub = open_hub(sqlite_url)
+    try:
+        hub.refresh()
+        assert hub.files.loaded_cursor is not None
+        _later_changes(hub, ids)
+        cold = open_hub(sqlite_url, pool_dir="off")
+        try:
+            assert _answers(hub) == _answers(cold)
+        finally:
+            cold.close()
+    finally:
+        hub.close()
+
+
+def _saved(url: str) -> tuple[Path, dict[str, int]]:
+    hub = open_hub(url)
+    try:
+        ids = _first_items(hub)
+        snap = save_pool(hub)
+        assert snap is not None
+        return snap, ids
+    finally:
+        hub.close()
+
+
+def _damage_index(snap: Path) -> None:
+    manifest = json.loads((snap / "manifest.json").read_text())
+    target = snap / manifest["indexes"]["md5"]
+    data = bytearray(target.read_bytes())
+    data[-3] ^= 0xFF  # one flipped byte in the values
+    target.write_bytes(bytes(data))
+
+
+def _drop_manifest(snap: Path) -> None:
+    (snap / "manifest.json").unlink()
+
+
+def _truncate_columns(snap: Path) -> None:
+    target = snap / "columns.hhix"
+    target.write_bytes(target.read_bytes()[:4096])
+
+
+def _other_schema(snap: Path) -> None:
+    manifest = json.loads((snap / "manifest.json").read_text())
+    (snap / "manifest.json").write_text(json.dumps({**manifest, "schema": "0000_elsewhere"}))
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        (_damage_index, "damaged"),
+        (_drop_manifest, "no manifest"),
+        (_truncate_columns, "truncated"),
+        (_other_schema, "schema revision"),
+    ],
+)
+def test_damaged_unfinished_or_foreign_files_are_ignored(
+    sqlite_url: str, caplog: pytest.LogCaptureFixture, damage: Any, reason: str
+) -> None:
+    snap, ids = _saved(sqlite_url)
+    damage(snap)
+    hub = open_hub(sqlite_url)
+    cold = open_hub(sqlite_url, pool_dir="off")
+    try:
+        with caplog.at_level(logging.WARNING, logger="hashhub.hub.poolfile"):
+            got = _answers(hub)
+        assert hub.files.loaded_cursor is None
+        assert any("ignored" in r.message and reason in r.message for r in caplog.records), caplog.text
+        assert got == _answers(cold)
+        ((found, _),) = hub.pool.near("md5", [md5_of("shared")], 0)
+        assert sorted(found.tolist()) == sorted([ids["a"], ids["d"]])
+    finally:
+        hub.close()
+        cold.close()
+
+
+def test_files_of_another_database_are_ignored(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    snap, _ = _saved(f"sqlite:///{tmp_path / 'one.db'}")
+    other = open_hub(f"sqlite:///{tmp_path / 'two.db'}", pool_dir=str(snap.parent))
+    try:
+        populate(other)
+        _submit(other, "iwf", [item(n) for n in range(10, 20)])  # enough changes to pass the cursor
+        with caplog.at_level(logging.WARNING, logger="hashhub.hub.poolfile"):
+            other.refresh()
+        assert other.files.loaded_cursor is None
+        assert any("another database" in r.message for r in caplog.records), caplog.text
+        ((found, _),) = other.pool.near("md5", [md5_of(1)], 0)
+        assert len(found) == 0  # nothing of the first database leaked in
+    finally:
+        other.close()
+
+
+def test_enough_changes_save_a_new_snapshot_in_the_background_and_a_peer_switches_to_it(
+    sqlite_url: str,
+) -> None:
+    saver = open_hub(sqlite_url, pool_save_changes=3)
+    peer = open_hub(sqlite_url, pool_save_changes=3)
+    saver.files.check_interval = peer.files.check_interval = 0.0
+    try:
+        ids = _first_items(saver)
+        saver.refresh()
+        saver.files.wait()
+        snap = current_snapshot(saver.files.directory)
+        assert snap is not None  # the first items were already past the threshold
+        peer.refresh()
+        assert peer.files.loaded_cursor is not None
+        _later_changes(saver, ids)
+        saver.refresh()
+        saver.files.wait()
+        newer = current_snapshot(saver.files.directory)
+        assert newer is not None and newer != snap
+        peer.refresh()
+        peer.files.wait()
+        assert peer.files.loaded_cursor == int(newer.name.split("-")[1])
+        cold = open_hub(sqlite_url, pool_dir="off")
+        try:
+            assert _answers(peer) == _answers(cold) == _answers(saver)
+        finally:
+            cold.close()
+    finally:
+        saver.close()
+        peer.close()
