@@ -72,7 +72,8 @@ def _answers(hub: Hub) -> dict[str, Any]:
         facts: dict[str, Any] = {"status": status}
         if status != "withdrawn":
             described = pool.describe(i, None)
-            facts |= {k: described[k] for k in ("contributors", "verifications", "cluster_size", "classification")}
+            shown = ("contributors", "verifications", "cluster_size", "classification")
+            facts |= {k: described[k] for k in shown}
             facts["cluster"] = sorted(m for m in pool.cluster(i) if pool.status(m) != "withdrawn")
         items[i] = facts
     return {"hits": hits, "items": items, "stats": pool.stats()}
