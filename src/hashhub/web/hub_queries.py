@@ -1,26 +1,23 @@
-"""Read-only queries the hub's pages need beyond the services: bounded pages and cached aggregates.
+"""Read-only queries the hub's pages need beyond the services, each bounded whatever the hub's size.
 
-Every list page is a keyset page (`WHERE id < :before ORDER BY id DESC LIMIT n`) on an indexed
-column, so it costs the same on a 3.5M-item hub as on an empty one. Dashboard counts group the whole
-visible pool, which is not free at that size, so they are cached per visibility scope and refreshed in
-the background (see `Cached`): no page waits for a full count.
-"""
+List pages are keyset pages (`WHERE key < :before ORDER BY key DESC LIMIT n`) that walk a primary
+key, so a page costs the same on a 3.5M-item hub as on an empty one; where a visitor's rows may be
+sparse (changes, hits) the walk is also capped to a window of keys. Dashboard counts come from the
+hub's in-memory pool, never from counting the items table."""
 
 from __future__ import annotations
 
-import logging
-import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 
 from hashhub import db
 from hashhub.hub import auth, heads
+from hashhub.hub.core import Hub
 from hashhub.hub.models import (
     api_keys,
     audit_log,
@@ -33,11 +30,11 @@ from hashhub.hub.models import (
     organisations,
 )
 
-log = logging.getLogger(__name__)
-
 PAGE = 50
 GROWTH_DAYS = 30
 AUDIT_WINDOW = 200_000
+CHANGES_WINDOW = 100_000
+HITS_WINDOW = 100_000
 DAY = 86400
 
 
@@ -53,11 +50,14 @@ class Scope:
         return not self.readable and self.own is None
 
     def where(self) -> sa.ColumnElement[bool]:
+        """A filter on items found by id. The pages walk a bounded key range (changes, hits) and
+        look each item up; `contributor_id + 0` keeps the planner from starting at the
+        contributor's index instead, which reads every item a large contributor ever listed."""
         parts: list[sa.ColumnElement[bool]] = []
         if self.readable:
             parts.append(items.c.list_id.in_([i for i, _ in self.readable]))
         if self.own is not None:
-            parts.append(items.c.contributor_id == self.own)
+            parts.append(items.c.contributor_id + 0 == self.own)
         return sa.or_(*parts) if parts else sa.false()
 
 
@@ -75,133 +75,77 @@ def org_names(conn: Connection) -> dict[int, str]:
 # -- dashboard -----------------------------------------------------------------------------------
 
 
-def dashboard(engine: Engine, scope: Scope, now: float | None = None) -> dict[str, Any]:
-    """Counts by list, status, grading, contributor and signal; items added per day; hits."""
+@dataclass(frozen=True, slots=True)
+class RecentHits:
+    """Hits members reported on visible items in the last `days` days. `partial`: the newest
+    `HITS_WINDOW` reports all fell in that period, so older ones in it were not counted."""
+
+    total: int
+    days: int
+    partial: bool
+
+
+def recent_hits(conn: Connection, scope: Scope, now: float, days: int = GROWTH_DAYS) -> RecentHits:
+    """Bounded like every dashboard query: only the newest `HITS_WINDOW` hit reports (a range of
+    the primary key) are read, each looked up by item id for visibility."""
+    since = now - days * DAY
+    newest = conn.execute(sa.select(sa.func.max(hits.c.id))).scalar_one() or 0
+    window = hits.c.id > newest - HITS_WINDOW
+    total = conn.execute(
+        sa.select(sa.func.coalesce(sa.func.sum(hits.c.count), 0))
+        .join(items, items.c.id == hits.c.item_id)
+        .where(window, hits.c.at >= since, scope.where())
+    ).scalar_one()
+    oldest_read = conn.execute(sa.select(hits.c.at).where(window).order_by(hits.c.id).limit(1)).scalar()
+    partial = newest > HITS_WINDOW and oldest_read is not None and oldest_read >= since
+    return RecentHits(int(total), days, partial)
+
+
+@dataclass(frozen=True, slots=True)
+class Dashboard:
+    """What the dashboard shows one visitor.
+
+    Counts come from the hub's in-memory pool (`Pool.stats()`: numpy columns, milliseconds at
+    millions of items), which counts the whole pool. A visitor who reads every list sees all of it
+    (`whole` is True). Anyone else sees only what is theirs to see from those counts: the live items
+    of each list they read and the live items they contributed; the breakdowns by grading, signal,
+    contributor and day mix in lists they may not read, so they are left out."""
+
+    whole: bool
+    stats: dict[str, Any]  # Pool.stats(), shown in full only when `whole`
+    by_list: dict[str, int]  # live items per list the visitor reads
+    own_live: int | None  # live items the visitor contributed (contributors only)
+    own_disputes: Page | None  # the newest page of the visitor's dispute queue (contributors only)
+    hits: RecentHits
+    growth: list[tuple[str, int]]  # items added per day, oldest first (shown when `whole`)
+
+    @property
+    def by_grading(self) -> dict[str, int]:
+        """Live items per grading as the pages write one ("industry A1")."""
+        return {k.replace(":", " ", 1): n for k, n in sorted(self.stats["by_grade"].items())}
+
+
+def dashboard(hub: Hub, scope: Scope, now: float | None = None) -> Dashboard:
+    """The visitor's dashboard: the pool brought up to the committed head first (as a match does),
+    then its counts, plus two bounded queries (the dispute queue's first page, recent hits)."""
     now = time.time() if now is None else now
-    out: dict[str, Any] = {
-        "by_list": {},
-        "by_status": {},
-        "by_grading": {},
-        "by_contributor": {},
-        "by_signal": {},
-        "growth": [],
-        "hits": 0,
-        "total": 0,
-        "computed_at": now,
-    }
-    if scope.empty:
-        return out
-    visible = scope.where()
-    with db.read(engine) as conn:
-        names, list_names = org_names(conn), dict(conn.execute(sa.select(lists.c.id, lists.c.name)).all())
-        keys = (
-            items.c.list_id,
-            items.c.contributor_id,
-            items.c.scheme,
-            items.c.classification,
-            items.c.status,
-        )
-        grouped = conn.execute(sa.select(*keys, sa.func.count()).where(visible).group_by(*keys)).all()
-        by_signal = conn.execute(
-            sa.select(fingerprints.c.signal, sa.func.count())
-            .join(items, items.c.id == fingerprints.c.item_id)
-            .where(visible, items.c.status != "withdrawn")
-            .group_by(fingerprints.c.signal)
-        ).all()
-        start_day = int(now // DAY) - GROWTH_DAYS + 1
-        days = items.c.created_at / DAY
-        # Whole days since 1970: SQLite's integer cast truncates, PostgreSQL's rounds, so floor there.
-        day = sa.cast(days if conn.dialect.name == "sqlite" else sa.func.floor(days), sa.Integer)
-        per_day = dict(
-            conn.execute(
-                sa.select(day, sa.func.count())
-                .where(visible, items.c.created_at >= start_day * DAY)
-                .group_by(day)
-            ).all()
-        )
-        out["hits"] = int(
-            conn.execute(
-                sa.select(sa.func.coalesce(sa.func.sum(hits.c.count), 0))
-                .join(items, items.c.id == hits.c.item_id)
-                .where(visible)
-            ).scalar_one()
-        )
-    by_list: dict[str, Counter[str]] = defaultdict(Counter)
-    by_status: Counter[str] = Counter()
-    by_grading: Counter[str] = Counter()
-    by_contributor: Counter[str] = Counter()
-    for list_id, contributor_id, scheme, value, status, n in grouped:
-        by_list[list_names.get(list_id, str(list_id))][status] += n
-        by_status[status] += n
-        if status != "withdrawn":
-            by_grading[f"{scheme} {value}"] += n
-            by_contributor[names.get(contributor_id, str(contributor_id))] += n
-    out.update(
-        by_list={k: dict(v) for k, v in sorted(by_list.items())},
-        by_status=dict(by_status),
-        by_grading=dict(sorted(by_grading.items())),
-        by_contributor=dict(by_contributor.most_common()),
-        by_signal=dict(sorted(by_signal)),
-        total=sum(by_status.values()),
-        growth=[
-            (time.strftime("%m-%d", time.gmtime((start_day + i) * DAY)), int(per_day.get(start_day + i, 0)))
-            for i in range(GROWTH_DAYS)
-        ],
+    hub.refresh()
+    stats = hub.pool.stats(now)
+    readable = {name for _, name in scope.readable}
+    with db.read(hub.engine) as conn:
+        all_lists = set(conn.execute(sa.select(lists.c.name)).scalars())
+        own_name = None if scope.own is None else org_names(conn).get(scope.own)
+        disputes = None if scope.own is None else disputed(conn, scope.own, None)
+        hits_seen = recent_hits(conn, scope, now)
+    return Dashboard(
+        whole=bool(readable) and readable >= all_lists,
+        stats=stats,
+        by_list={name: stats["by_list"].get(name, 0) for name in sorted(readable)},
+        own_live=None if own_name is None else stats["by_contributor"].get(own_name, 0),
+        own_disputes=disputes,
+        hits=hits_seen,
+        growth=[(day, n) for day, n in stats["per_day"]],
     )
-    return out
-
-
-class Cached:
-    """Per-key values computed in a background thread and recomputed when older than `ttl` seconds
-    or 30 times what the last count took, whichever is longer (so recounting a huge pool costs at
-    most a thirtieth of a core while people keep looking).
-
-    A stale value is served while it is recomputed, and a visitor waits at most `wait` seconds for a
-    value never computed before (`None` then: the page says the counting is under way). So no page
-    load waits on a full count of a large pool, and small pools never notice."""
-
-    def __init__(self, compute: Callable[[Any], Any], ttl: float = 60.0) -> None:
-        self._compute = compute
-        self._ttl = ttl
-        self._values: dict[Any, tuple[float, Any]] = {}
-        self._cost: dict[Any, float] = {}
-        self._pending: dict[Any, threading.Event] = {}
-        self._lock = threading.Lock()
-
-    def get(self, key: Any, wait: float = 1.0) -> Any | None:
-        with self._lock:
-            found = self._values.get(key)
-            max_age = max(self._ttl, 30 * self._cost.get(key, 0.0))
-            stale = found is None or time.monotonic() - found[0] > max_age
-            pending = self._pending.get(key)
-            if stale and pending is None:
-                pending = self._pending[key] = threading.Event()
-                threading.Thread(target=self._refresh, args=(key, pending), daemon=True).start()
-        if found is not None:
-            return found[1]
-        if pending is not None:
-            pending.wait(wait)
-        with self._lock:
-            found = self._values.get(key)
-        return found[1] if found else None
-
-    def forget(self) -> None:
-        with self._lock:
-            self._values.clear()
-
-    def _refresh(self, key: Any, done: threading.Event) -> None:
-        try:
-            started = time.monotonic()
-            value = self._compute(key)
-            with self._lock:
-                self._values[key] = (time.monotonic(), value)
-                self._cost[key] = time.monotonic() - started
-        except Exception:  # the next visit retries; a stale value keeps being served meanwhile
-            log.exception("counting the dashboard's figures failed")
-        finally:
-            with self._lock:
-                self._pending.pop(key, None)
-            done.set()
 
 
 # -- items ---------------------------------------------------------------------------------------
@@ -267,14 +211,43 @@ def item_audit(conn: Connection, item_id: int) -> list[dict[str, Any]]:
     return [dict(r._mapping) for r in rows]
 
 
-def disputed(conn: Connection, contributor_id: int, before: int | None) -> list[dict[str, Any]]:
-    """The contributor's disputed items, newest id first, with the negative feedback reasons."""
-    q = sa.select(
-        items.c.id, items.c.external_id, items.c.scheme, items.c.classification, items.c.updated_at
-    ).where(items.c.contributor_id == contributor_id, items.c.status == "disputed")
+class Page(NamedTuple):
+    """One page of a newest-first list and where the next (older) page starts (`None`: no more)."""
+
+    rows: list[dict[str, Any]]
+    more: int | None
+
+
+def _page(rows: list[dict[str, Any]], key: str, floor: int | None = None) -> Page:
+    """A full page continues below its last row; a short one below `floor`, the lowest key its
+    bounded query examined (rows may remain there), or nowhere when it examined down to the start."""
+    if len(rows) == PAGE:
+        return Page(rows, rows[-1][key])
+    return Page(rows, floor if floor is not None and floor > 1 else None)
+
+
+def disputed(conn: Connection, contributor_id: int, before: int | None) -> Page:
+    """The contributor's disputed items, newest id first, with the negative feedback reasons.
+
+    Only items with negative feedback can be disputed, so the page walks the feedback table's
+    primary key (item_id first) downwards and looks each candidate up by id: the work follows the
+    feedback given, not the millions of items the contributor may have listed."""
+    found = (
+        sa.select(feedback.c.item_id)
+        .join(items, items.c.id == feedback.c.item_id)
+        # `+ 0`: start from the feedback, not from the contributor's index (see Scope.where).
+        .where(feedback.c.verdict == "negative", items.c.contributor_id + 0 == contributor_id)
+        .where(items.c.status == "disputed")
+        .group_by(feedback.c.item_id)
+        .order_by(feedback.c.item_id.desc())
+        .limit(PAGE)
+    )
     if before is not None:
-        q = q.where(items.c.id < before)
-    rows = [dict(r._mapping) for r in conn.execute(q.order_by(items.c.id.desc()).limit(PAGE))]
+        found = found.where(feedback.c.item_id < before)
+    ids = list(conn.execute(found).scalars())
+    cols = (items.c.id, items.c.external_id, items.c.scheme, items.c.classification, items.c.updated_at)
+    q = sa.select(*cols).where(items.c.id.in_(ids)).order_by(items.c.id.desc())
+    rows = [dict(r._mapping) for r in conn.execute(q)] if ids else []
     reasons: dict[int, Counter[str]] = defaultdict(Counter)
     if rows:
         for item_id, reason in conn.execute(
@@ -285,11 +258,17 @@ def disputed(conn: Connection, contributor_id: int, before: int | None) -> list[
             reasons[item_id][reason] += 1
     for r in rows:
         r["reasons"] = dict(reasons[r["id"]])
-    return rows
+    return _page(rows, "id")
 
 
-def recent_changes(conn: Connection, scope: Scope, before: int | None) -> list[dict[str, Any]]:
-    """The feed's newest changes the visitor may see (upserts and tombstones), newest first."""
+def recent_changes(conn: Connection, scope: Scope, before: int | None) -> Page:
+    """The feed's newest changes the visitor may see (upserts and tombstones), newest first.
+
+    One page examines at most `CHANGES_WINDOW` cursors below `before`: a visitor who sees a small
+    part of a huge hub gets a short (or empty) page with a link further back, never a walk through
+    millions of changes looking for 50 of theirs."""
+    upper = heads.current(conn) + 1 if before is None else before
+    floor = max(upper - CHANGES_WINDOW, 1)
     q = (
         sa.select(
             changes.c.cursor,
@@ -302,11 +281,11 @@ def recent_changes(conn: Connection, scope: Scope, before: int | None) -> list[d
         )
         .join(items, items.c.id == changes.c.item_id)
         .join(lists, lists.c.id == items.c.list_id)
-        .where(scope.where())
+        .where(scope.where(), changes.c.cursor < upper, changes.c.cursor >= floor)
+        .order_by(changes.c.cursor.desc())
+        .limit(PAGE)
     )
-    if before is not None:
-        q = q.where(changes.c.cursor < before)
-    return [dict(r._mapping) for r in conn.execute(q.order_by(changes.c.cursor.desc()).limit(PAGE))]
+    return _page([dict(r._mapping) for r in conn.execute(q)], "cursor", floor)
 
 
 # -- administration ------------------------------------------------------------------------------
@@ -330,8 +309,10 @@ def keys(conn: Connection) -> list[dict[str, Any]]:
     return [dict(r._mapping) for r in rows]
 
 
-def audit_page(conn: Connection, before: int | None) -> list[dict[str, Any]]:
+def audit_page(conn: Connection, before: int | None) -> Page:
     q = sa.select(audit_log)
     if before is not None:
         q = q.where(audit_log.c.seq < before)
-    return [dict(r._mapping) for r in conn.execute(q.order_by(audit_log.c.seq.desc()).limit(PAGE))]
+    return _page(
+        [dict(r._mapping) for r in conn.execute(q.order_by(audit_log.c.seq.desc()).limit(PAGE))], "seq"
+    )

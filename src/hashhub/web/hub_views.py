@@ -83,9 +83,11 @@ def dashboard(request: Request, who: Signed) -> Response:
     hub, principal = _hub(request), _principal(who)
     with db.read(hub.engine) as conn:
         scope = hub_queries.scope_of(conn, principal)
-    counts = request.app.state.web_aggregates.get(scope)
-    chart = charts.bar_chart(counts["growth"]) if counts else None
-    return render(request, "hub/dashboard.html", counts=counts, chart=chart, scope=scope)
+    if scope.empty:
+        return render(request, "hub/dashboard.html", board=None, chart=None, scope=scope)
+    board = hub_queries.dashboard(hub, scope)
+    chart = charts.bar_chart(board.growth) if board.whole else None
+    return render(request, "hub/dashboard.html", board=board, chart=chart, scope=scope)
 
 
 @router.get("/search")
@@ -187,9 +189,8 @@ def disputes(request: Request, who: Signed, before: Before = None, done: str = "
     hub, principal = _hub(request), _principal(who)
     principal.require("contributor")
     with db.read(hub.engine) as conn:
-        rows = hub_queries.disputed(conn, principal.org_id, before)
-    more = rows[-1]["id"] if len(rows) == hub_queries.PAGE else None
-    return render(request, "hub/disputes.html", rows=rows, more=more, done=DONE.get(done, ""))
+        page = hub_queries.disputed(conn, principal.org_id, before)
+    return render(request, "hub/disputes.html", rows=page.rows, more=page.more, done=DONE.get(done, ""))
 
 
 @router.get("/changes")
@@ -197,9 +198,8 @@ def recent_changes(request: Request, who: Signed, before: Before = None) -> Resp
     hub = _hub(request)
     with db.read(hub.engine) as conn:
         scope = hub_queries.scope_of(conn, _principal(who))
-        rows = hub_queries.recent_changes(conn, scope, before)
-    more = rows[-1]["cursor"] if len(rows) == hub_queries.PAGE else None
-    return render(request, "hub/changes.html", rows=rows, more=more)
+        page = hub_queries.recent_changes(conn, scope, before)
+    return render(request, "hub/changes.html", rows=page.rows, more=page.more, before=before)
 
 
 # -- administration (admins only, like /api/v1/orgs etc.) ------------------------------------------
@@ -301,7 +301,6 @@ def grant(
 ) -> Response:
     check_csrf(who, csrf)
     orgs.grant(_hub(request).engine, list_name, org, read, write, actor=_admin(who).org)
-    request.app.state.web_aggregates.forget()  # visibility changed: counts per scope are recomputed
     return RedirectResponse("/admin?done=grant", status_code=303)
 
 
@@ -310,15 +309,12 @@ def audit_log(request: Request, who: Signed, before: Before = None, verify: bool
     _admin(who)
     engine = _hub(request).engine
     with db.read(engine) as conn:
-        rows = hub_queries.audit_page(conn, before)
+        page = hub_queries.audit_page(conn, before)
     checked = audit.verify(engine) if verify else None
-    more = rows[-1]["seq"] if len(rows) == hub_queries.PAGE else None
-    return render(request, "hub/audit.html", rows=rows, more=more, checked=checked)
+    return render(request, "hub/audit.html", rows=page.rows, more=page.more, checked=checked)
 
 
 def mount(app: FastAPI) -> None:
     """Serve the hub's pages from `app` (which holds the open hub in `app.state.hub`)."""
-    hub: Hub = app.state.hub
     site = pages.Site("hashhub hub", _verify, _explain, _nav, key_hint="organisation API key (hh_...)")
-    app.state.web_aggregates = hub_queries.Cached(lambda scope: hub_queries.dashboard(hub.engine, scope))
     pages.mount(app, site, router)
