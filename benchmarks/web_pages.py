@@ -1,43 +1,54 @@
-"""Web UI page times on a large hub. Prints ONE JSON line.
+"""Web UI page times on a large hub, first visit and warm. Prints ONE JSON line.
 
-    .venv/bin/python benchmarks/web_pages.py                    # 1,000,000 items on SQLite (temp file)
-    .venv/bin/python benchmarks/web_pages.py --items 3500000 --db postgresql+psycopg://...
+    .venv/bin/python benchmarks/web_pages.py                       # 1,000,000 items, SQLite, temp dir
+    .venv/bin/python benchmarks/web_pages.py --items 3500000 --reuse /tmp/E-3m5   # build once, reuse
+    .venv/bin/python benchmarks/web_pages.py --items 100000 --db postgresql+psycopg://...
 
 Items are made-up fingerprints ingested through the hub's own service (benchmarks/hub_sync.py's
-batches); 200 of them are disputed. A real uvicorn server serves the hub; a signed-in browser session
-(cookie) fetches each page over HTTP. Reported in milliseconds: the dashboard's first load (which
-starts counting the visible pool in the background and waits for it at most 1 s), how long until its
-figures appear (seconds), its later loads (median of 10; cached, recounted in the background each
-minute), and the median of 10 loads of each paginated page. The first search also includes the hub's
-match pool catching up with every ingested item (the match API pays the same once), so it is reported
-apart from later searches.
+batches); the analyst organisation (member + contributor) also has 200 items of its own, disputed.
+`--reuse DIR` keeps the hub in DIR: `build.json`, written last, records the keys and a sample of
+listed PDQs, so a later run with the same DIR and --items skips the build (`--build-only` stops
+after it) and `benchmarks/ops_load.py --reuse DIR` load-tests the same hub.
+
+A real `hashhub hub serve` process serves the hub; signed-in sessions (cookie) fetch each page over
+HTTP. Per page, in milliseconds: the first visit after the server started, then p50 and p95 of
+`--rounds` warm visits. The first dashboard visit also waits for the hub to load its match pool
+(saved pool files or the database), which is reported apart as `pool_ready_s`. Pages: the dashboard
+of a visitor who reads every list and of a contributor who reads none (its 3.5M own items), search by
+PDQ, an item page, changes (newest, a deep page, and for an organisation without items, which walks
+the whole bounded window), both dispute queues, audit log and admin.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
-import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
+import numpy as np
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.hub_sync import batches
-from tests.hub.conftest import serving
+from tests.agent.procs import HASHHUB, env, free_port
 
+from hashhub import servers
 from hashhub.hub import feedback, ingest, orgs
 from hashhub.hub.core import Hub
+from hashhub.hub.errors import HubError
 from hashhub.hub.settings import HubSettings
 
 
 def sign_in(url: str, key: str) -> httpx.Client:
-    client = httpx.Client(base_url=url, timeout=600)
+    client = httpx.Client(base_url=url, timeout=900)
     token = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text).group(1)
     answer = client.post("/login", data={"key": key, "csrf": token})
     if answer.status_code != 303:
@@ -54,30 +65,45 @@ def timed(client: httpx.Client, path: str) -> float:
     return elapsed
 
 
-def median_ms(client: httpx.Client, path: str, rounds: int = 10) -> float:
-    return round(statistics.median(timed(client, path) for _ in range(rounds)), 1)
+def visits(client: httpx.Client, path: str, rounds: int) -> dict[str, float]:
+    """The first visit, then p50/p95 of `rounds` more (ms)."""
+    first = timed(client, path)
+    warm = np.array([timed(client, path) for _ in range(rounds)])
+    return {
+        "first_ms": round(first, 1),
+        "p50_ms": round(float(np.percentile(warm, 50)), 1),
+        "p95_ms": round(float(np.percentile(warm, 95)), 1),
+    }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--items", type=int, default=1_000_000)
-    parser.add_argument("--db", default=None, help="hub database URL (default: a temporary SQLite file)")
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        db = args.db or f"sqlite:///{tmp}/hub.db"
-        hub = Hub(HubSettings(db=db, dispute_threshold=1))
+BUILD_FILE = "build.json"
+SAMPLE_PER_BATCH = 3  # listed PDQs kept per ingested batch, for load tests that reuse the hub
+
+
+def build(directory: Path, total: int, db: str | None = None) -> dict[str, Any]:
+    """Create a hub of `total` made-up items plus the analyst's 200 disputed ones (in `directory`
+    on SQLite unless `db` names another database).
+
+    Writes `build.json` (keys of the benchmark's organisations, a sample of listed PDQs) last, so a
+    directory with that file holds a complete hub and `--reuse` can trust it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    db = db or f"sqlite:///{directory / 'hub.db'}"
+    hub = Hub(HubSettings(db=db, dispute_threshold=1))
+    try:
         admin = orgs.create_org(hub.engine, "bench-admin", ["admin"])["api_key"]
         orgs.create_org(hub.engine, "bench-contributor", ["contributor"])
-        analyst = orgs.create_org(hub.engine, "bench-analyst", ["member", "contributor"])
+        analyst = orgs.create_org(hub.engine, "bench-analyst", ["member", "contributor"])["api_key"]
         orgs.create_list(
             hub.engine, "bench", read=["bench-analyst"], write=["bench-contributor", "bench-analyst"]
         )
         t = time.perf_counter()
         contributor = orgs.acting_as(hub.engine, "bench-contributor")
-        first_pdq = ""
-        for rows in batches(args.items):
-            first_pdq = first_pdq or rows[0]["fingerprints"]["pdq"]
+        listed: list[str] = []
+        for n, rows in enumerate(batches(total)):
+            listed += [row["fingerprints"]["pdq"] for row in rows[:SAMPLE_PER_BATCH]]
             ingest.submit(hub, contributor, "bench", rows)
+            if n % 20 == 0:
+                print(f"built {n * len(rows):,} items in {time.perf_counter() - t:.0f} s", file=sys.stderr)
         # The analyst contributes 200 items of its own and members disputed them (its dispute queue).
         own = next(batches(200, seed=99))
         for row in own:
@@ -89,38 +115,114 @@ def main() -> None:
         member = orgs.acting_as(hub.engine, "bench-analyst")
         for item_id in ids:
             feedback.give_feedback(hub, member, item_id, "negative", "wrong_grade")
-        build_s = time.perf_counter() - t
-
-        with serving(hub) as url:
-            browser = sign_in(url, analyst["api_key"])
-            admin_browser = sign_in(url, admin)
-            cold = timed(browser, "/")
-            t = time.perf_counter()
-            while "hits reported" not in browser.get("/").text:  # counting runs in the background
-                time.sleep(0.2)
-            counted_s = time.perf_counter() - t + cold / 1000
-            first_search = timed(browser, f"/search?signal=pdq&q={first_pdq}")
-            page = {
-                "dashboard_first_ms": round(cold, 1),
-                "dashboard_counted_s": round(counted_s, 1),
-                "dashboard_ms": median_ms(browser, "/"),
-                "search_first_ms": round(first_search, 1),
-                "search_ms": median_ms(browser, f"/search?signal=pdq&q={first_pdq}"),
-                "item_ms": median_ms(browser, f"/items/{args.items // 2}"),
-                "changes_ms": median_ms(browser, "/changes"),
-                "changes_deep_page_ms": median_ms(browser, f"/changes?before={args.items // 3}"),
-                "disputes_ms": median_ms(browser, "/disputes"),
-                "audit_ms": median_ms(admin_browser, "/audit"),
-                "admin_ms": median_ms(admin_browser, "/admin"),
-            }
-            browser.close()
-            admin_browser.close()
+        facts = {
+            "db": db,
+            "items": total + 200,
+            "admin_key": admin,
+            "analyst_key": analyst,
+            "listed_pdq": listed,
+            "build_s": round(time.perf_counter() - t, 1),
+        }
+    finally:
         hub.close()
-    print(
-        orjson.dumps(
-            {"benchmark": "web_pages", "items": args.items + 200, "build_s": round(build_s, 1), **page}
-        ).decode()
+    (directory / BUILD_FILE).write_bytes(orjson.dumps(facts))
+    return facts
+
+
+def built(directory: Path, total: int, db: str | None = None) -> dict[str, Any]:
+    """The hub in `directory` if a complete build of the same size is there, else a new build."""
+    found = directory / BUILD_FILE
+    if found.exists():
+        facts = orjson.loads(found.read_bytes())
+        if facts["items"] == total + 200:
+            return facts
+        raise SystemExit(f"{directory} holds a {facts['items']:,}-item hub, not {total + 200:,}")
+    if (directory / "hub.db").exists():
+        raise SystemExit(f"{directory} holds an unfinished build (no {BUILD_FILE}); delete it first")
+    return build(directory, total, db)
+
+
+def fresh_key(db: str, org: str, role: str) -> str:
+    """A new key of `org` (created with `role` if missing); build.json keeps only two keys."""
+    hub = Hub(HubSettings(db=db))
+    try:
+        try:
+            return orgs.create_org(hub.engine, org, [role])["api_key"]
+        except HubError:  # it exists: issue another key
+            return orgs.create_key(hub.engine, org)["api_key"]
+    finally:
+        hub.close()
+
+
+def measure_pages(facts: dict[str, Any], rounds: int, log: Path) -> dict[str, Any]:
+    db, items = facts["db"], facts["items"]
+    contributor = fresh_key(db, "bench-contributor", "contributor")
+    sparse = fresh_key(db, "bench-sparse", "contributor")  # no items: /changes walks its whole window
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    cmd = [*HASHHUB, "hub", "serve", "--db", db, "--port", str(port)]
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, env=env(HASHHUB_DISPUTE_THRESHOLD="1")
+        )
+    try:
+        started = time.perf_counter()
+        servers.wait_healthy(f"{url}/healthz", proc, timeout=900)
+        up_s = time.perf_counter() - started
+        analyst = sign_in(url, facts["analyst_key"])
+        admin, owner, nobody = (
+            sign_in(url, facts["admin_key"]),
+            sign_in(url, contributor),
+            sign_in(url, sparse),
+        )
+        print(f"server up in {up_s:.1f} s; first dashboard visit (loads the pool)", file=sys.stderr)
+        started = time.perf_counter()
+        timed(analyst, "/")
+        pool_ready_s = time.perf_counter() - started
+        pdq = facts["listed_pdq"][len(facts["listed_pdq"]) // 2]
+        pages = {
+            "dashboard_reads_all": (analyst, "/"),
+            "dashboard_contributor": (owner, "/"),
+            "search_pdq": (analyst, f"/search?signal=pdq&q={pdq}"),
+            "item": (analyst, f"/items/{items // 2}"),
+            "changes": (analyst, "/changes"),
+            "changes_deep": (analyst, f"/changes?before={items // 3}"),
+            "changes_no_items": (nobody, "/changes"),
+            "disputes_200": (analyst, "/disputes"),
+            "disputes_none": (owner, "/disputes"),
+            "audit": (admin, "/audit"),
+            "admin": (admin, "/admin"),
+        }
+        figures = {}
+        for name, (client, path) in pages.items():
+            figures[name] = visits(client, path, rounds)
+            print(f"{name}: {figures[name]}", file=sys.stderr)
+        for client in (analyst, admin, owner, nobody):
+            client.close()
+    finally:
+        servers.stop(proc)
+    return {"server_start_s": round(up_s, 1), "pool_ready_s": round(pool_ready_s, 1), "pages": figures}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=1_000_000)
+    parser.add_argument("--db", default=None, help="hub database URL (default: SQLite in the build folder)")
+    parser.add_argument(
+        "--reuse", type=Path, default=None, help="keep the built hub in this folder; reuse it when there"
     )
+    parser.add_argument("--build-only", action="store_true", help="build (or check) the hub, then stop")
+    parser.add_argument("--rounds", type=int, default=20, help="warm visits per page")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="web-pages-") as tmp:
+        folder = args.reuse or Path(tmp)
+        facts = built(folder, args.items, args.db)
+        out: dict[str, Any] = {"benchmark": "web_pages", "items": facts["items"], "build_s": facts["build_s"]}
+        if not args.build_only:
+            out |= measure_pages(facts, args.rounds, folder / "hub-serve.log")
+    load = os.getloadavg()
+    out |= {"load_avg": [round(x, 2) for x in load], "cpus": os.cpu_count()}
+    print(orjson.dumps(out).decode())
 
 
 if __name__ == "__main__":
