@@ -119,3 +119,20 @@ def test_bad_input_and_files_are_refused_with_a_message(tmp_path: Path) -> None:
     (tmp_path / "bad.hhx").write_bytes(b"HHIXPDQ1" + b"\x00" * 64)
     with pytest.raises(IndexFileError, match="not a"):
         ExactIndex.load(tmp_path / "bad.hhx")
+
+
+def test_a_loaded_index_removes_and_merges_like_a_built_one(tmp_path: Path) -> None:
+    ex = ExactIndex()
+    ex.add(np.arange(1000, 0, -1), [md5(i % 300) for i in range(1000, 0, -1)])
+    ex.save(tmp_path / "exact.hhx")
+    again = ExactIndex.load(tmp_path / "exact.hhx", delta_limit=10)
+    again.remove(np.arange(1, 1001, 7))  # through the saved id order
+    again.add(np.arange(2000, 2050), [md5(i % 300) for i in range(2000, 2050)])  # past the delta limit
+    again.add([2], [b"moved"])
+    removed = set(range(1, 1001, 7)) - {2}
+    expected = {i: md5(i % 300) for i in range(1, 1001) if i not in removed} | {2: b"moved"}
+    expected |= {i: md5(i % 300) for i in range(2000, 2050)}
+    assert len(again) == len(expected)
+    for value in [md5(v) for v in (0, 1, 150, 299)] + [b"moved"]:
+        (found,) = again.search([value])
+        assert found.tolist() == sorted(i for i, v in expected.items() if v == value)

@@ -14,8 +14,17 @@ from tests.hub.conftest import flip_bits, item, md5_of, open_hub, pdq_of, popula
 from hashhub.hub import feedback, ingest, orgs
 from hashhub.hub.core import Hub
 from hashhub.hub.poolfile import current_snapshot, save_pool
+from hashhub.signals import VpdqSignal
 
-ALL_SIGNALS = ("md5", "pdq")
+
+def _video(n: int, frames: int = 4) -> str:
+    """A made-up vPDQ value (canonical text) of `frames` distinct frames."""
+    return VpdqSignal.parse(
+        [
+            {"frame": i, "quality": 100, "pdq": pdq_of(f"video-{n}-{i}"), "timestamp": float(i)}
+            for i in range(frames)
+        ]
+    )
 
 
 def _submit(hub: Hub, org: str, rows: list[dict[str, Any]], list_name: str = "verified") -> list[int]:
@@ -33,6 +42,7 @@ def _first_items(hub: Hub) -> dict[str, int]:
     )
     (ids["d"], ids["e"]) = _submit(hub, "ncmec", [item(4, md5=shared), item(5)], "restricted")
     (ids["f"],) = _submit(hub, "both", [item(6, reviewers=0)])
+    (ids["v1"], ids["v2"]) = _submit(hub, "iwf", [item("v1", vpdq=_video(1)), item("v2", vpdq=_video(2))])
     return ids
 
 
@@ -45,12 +55,14 @@ def _later_changes(hub: Hub, ids: dict[str, int]) -> None:
     for member in ("plat", "plat2"):
         feedback.give_feedback(hub, orgs.acting_as(hub.engine, member), ids["f"], "negative", "not_csam")
     _submit(hub, "iwf", [{**item(1), "external_id": "ext-1", "fingerprints": {"md5": md5_of("moved")}}])
+    feedback.withdraw(hub, orgs.acting_as(hub.engine, "iwf"), ids["v1"], "false positive")
+    (ids["v3"],) = _submit(hub, "ncmec", [item("v3", vpdq=_video(3, frames=6))])
 
 
 def _queries() -> dict[str, list[str]]:
     md5s = [md5_of(n) for n in range(1, 9)] + [md5_of("shared"), md5_of("moved")]
     pdqs = [pdq_of(n) for n in range(1, 9)] + [flip_bits(pdq_of(n), 7) for n in range(1, 9)]
-    return {"md5": md5s, "pdq": pdqs}
+    return {"md5": md5s, "pdq": pdqs, "vpdq": [_video(n) for n in (1, 2, 3)] + [_video(3, frames=6)]}
 
 
 def _answers(hub: Hub) -> dict[str, Any]:
@@ -60,7 +72,7 @@ def _answers(hub: Hub) -> dict[str, Any]:
     pool = hub.pool
     hits = {}
     for signal, values in _queries().items():
-        radius = hub.settings.match_pdq_radius if signal == "pdq" else 0
+        radius = {"pdq": hub.settings.match_pdq_radius, "vpdq": 0.2}.get(signal, 0)
         for value, (ids, dists) in zip(values, pool.near(signal, values, radius), strict=True):
             keep = pool.readable_live(ids, None)
             hits[f"{signal}:{value}"] = sorted(zip(ids[keep].tolist(), dists[keep].tolist(), strict=True))
@@ -104,6 +116,9 @@ def test_restart_from_saved_files_plus_later_changes_equals_a_cold_build(sqlite_
         assert got["items"][ids["c"]]["cluster"] == [ids["c"]]
         assert got["items"][ids["h"]]["cluster"] == sorted([ids["d"], ids["h"]])  # a moved off "shared"
         assert got["items"][ids["g"]]["cluster"] == sorted([ids["e"], ids["g"]])
+        assert got["hits"][f"vpdq:{_video(1)}"] == []  # withdrawn after the save
+        assert [i for i, _ in got["hits"][f"vpdq:{_video(2)}"]] == [ids["v2"]]
+        assert [i for i, _ in got["hits"][f"vpdq:{_video(3, frames=6)}"]] == [ids["v3"]]
     finally:
         restarted.close()
         cold.close()

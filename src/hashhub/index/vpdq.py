@@ -90,6 +90,60 @@ def _slots(video_id: int, start: int, stop: int) -> np.ndarray:
     return (video_id << FRAME_BITS) | np.arange(start, stop, dtype=np.int64)
 
 
+class VideoCounts:
+    """Distinct usable frames stored per video, without a Python object per video: a sorted base of
+    (id, count) arrays (memory-mapped from a saved file, or rebuilt by a merge) plus a small dict of
+    recent changes (0 = removed) folded into a new base once it outgrows `delta_limit`. Readers take
+    the (ids, counts, delta) triple in one attribute read; one writer at a time (VpdqIndex's lock)."""
+
+    def __init__(
+        self, ids: np.ndarray | None = None, counts: np.ndarray | None = None, delta_limit: int = 4096
+    ) -> None:
+        ids = np.empty(0, np.int64) if ids is None else ids
+        counts = np.empty(0, np.int64) if counts is None else counts
+        self._state: tuple[np.ndarray, np.ndarray, dict[int, int]] = (ids, counts, {})
+        self._delta_limit = delta_limit
+        self._len = int(np.count_nonzero(counts))
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __contains__(self, video_id: object) -> bool:
+        return isinstance(video_id, int | np.integer) and self.get(int(video_id)) > 0
+
+    def get(self, video_id: int, default: int = 0) -> int:
+        ids, counts, delta = self._state
+        found = delta.get(video_id)
+        if found is None:
+            at = int(np.searchsorted(ids, video_id))
+            found = int(counts[at]) if at < ids.shape[0] and ids[at] == video_id else 0
+        return found or default
+
+    def set(self, video_id: int, count: int) -> None:
+        old = self.get(video_id)
+        self._len += (count > 0) - (old > 0)
+        delta = self._state[2]
+        delta[video_id] = count
+        if len(delta) > max(self._delta_limit, self._len // 8):
+            self._state = (*self.arrays(), {})
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every stored video's (id, count), sorted by id."""
+        ids, counts, delta = self._state
+        if not delta:
+            keep = counts > 0
+            return ids[keep], counts[keep]
+        new_ids = np.fromiter(delta, np.int64, len(delta))
+        new_counts = np.fromiter(delta.values(), np.int64, len(delta))
+        keep = ~np.isin(ids, new_ids)
+        all_ids = np.concatenate([ids[keep], new_ids])
+        all_counts = np.concatenate([counts[keep], new_counts])
+        order = np.argsort(all_ids, kind="stable")
+        all_ids, all_counts = all_ids[order], all_counts[order]
+        live = all_counts > 0
+        return all_ids[live], all_counts[live]
+
+
 class VpdqIndex:
     """Listed videos by id; searches may run while one writer adds or removes videos."""
 
@@ -97,7 +151,7 @@ class VpdqIndex:
         self._frames = PdqIndex()
         self._lock = threading.Lock()
         #: video id -> number of distinct usable frames stored (slots 0..n-1)
-        self._counts: dict[int, int] = {}
+        self._counts = VideoCounts()
 
     def __len__(self) -> int:
         return len(self._counts)
@@ -139,13 +193,14 @@ class VpdqIndex:
             # concurrent search never finds a replaced video missing.
             self._frames.add(ids, codes)
             stale = [
-                _slots(key, len(new), self._counts[key])
+                _slots(key, len(new), self._counts.get(key))
                 for key, new in batch.items()
-                if self._counts.get(key, 0) > len(new)
+                if self._counts.get(key) > len(new)
             ]
             if stale:
                 self._frames.remove(np.concatenate(stale))
-            self._counts.update((key, len(new)) for key, new in batch.items())
+            for key, new in batch.items():
+                self._counts.set(key, len(new))
 
     def remove(self, video_ids: Iterable[int] | int) -> None:
         """Remove these videos (one id or many); unknown ids are ignored."""
@@ -153,7 +208,9 @@ class VpdqIndex:
             video_ids = [int(video_ids)]
         with self._lock:
             keys = [key for key in map(_video_id, video_ids) if key in self._counts]
-            gone = [_slots(key, 0, self._counts.pop(key)) for key in keys]
+            gone = [_slots(key, 0, self._counts.get(key)) for key in keys]
+            for key in keys:
+                self._counts.set(key, 0)
             if gone:
                 self._frames.remove(np.concatenate(gone))
 
@@ -173,24 +230,24 @@ class VpdqIndex:
         """Write the frame index to `path` and the videos' frame counts beside it (see
         `videos_path`); returns both paths. Each file is replaced atomically."""
         with self._lock:  # one consistent (frames, counts) pair: writers wait for the save
-            ids = np.fromiter(self._counts, np.int64, len(self._counts))
-            counts = np.fromiter(self._counts.values(), np.int64, len(self._counts))
+            ids, counts = self._counts.arrays()
             self._frames.save(path)
-        order = np.argsort(ids)
         meta = {"videos": int(ids.shape[0])}
-        _fileformat.write(self.videos_path(path), _MAGIC, meta, {"ids": ids[order], "counts": counts[order]})
+        _fileformat.write(self.videos_path(path), _MAGIC, meta, {"ids": ids, "counts": counts})
         return [Path(path), self.videos_path(path)]
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, mmap: bool = True) -> VpdqIndex:
         """Reopen a saved index (its frame index memory-mapped when `mmap`)."""
-        _, arrays = _fileformat.read(cls.videos_path(path), _MAGIC, mmap=False)
+        _, arrays = _fileformat.read(cls.videos_path(path), _MAGIC, mmap=mmap)
         ids, counts = arrays["ids"], arrays["counts"]
         if ids.shape != counts.shape:
             raise IndexFileError(f"{cls.videos_path(path)} is damaged: ids and counts differ in length.")
         ix = cls()
         ix._frames = PdqIndex.load(path, mmap=mmap)
-        ix._counts = dict(zip(ids.tolist(), counts.tolist(), strict=True))
+        if ids.shape[0] > 1 and not bool(np.all(ids[1:] > ids[:-1])):
+            raise IndexFileError(f"{cls.videos_path(path)} is damaged: its video ids are not sorted.")
+        ix._counts = VideoCounts(ids, counts)
         if int(counts.sum()) != len(ix._frames):
             raise IndexFileError(f"{path} and its .videos file do not belong together (frame counts differ).")
         return ix
@@ -238,7 +295,7 @@ class VpdqIndex:
     def _score(
         found: list[tuple[np.ndarray, np.ndarray]],
         size: int,
-        counts: dict[int, int],
+        counts: VideoCounts,
         query_min: float,
         listed_min: float,
     ) -> list[VideoMatch]:
