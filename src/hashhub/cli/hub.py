@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +23,8 @@ from hashhub.hub.errors import HubError
 from hashhub.hub.settings import HubSettings
 
 if TYPE_CHECKING:
+    from fastapi import FastAPI
+
     from hashhub.hub.core import Hub
 
 hub_app = typer.Typer(help="Run and administer a hub.", no_args_is_help=True)
@@ -84,16 +87,48 @@ def serve(
     db: Db = DEFAULT_DB,
     host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="server processes; each follows the database on its own")
+    ] = 1,
+    backlog: Annotated[int, typer.Option(min=1, help="connections the OS queues before accept")] = 2048,
+    keep_alive: Annotated[
+        int, typer.Option(min=1, help="seconds an idle keep-alive connection stays open")
+    ] = 30,
+    log_level: Annotated[str, typer.Option(help="uvicorn's own log level")] = "info",
 ) -> None:
-    """Run the hub's HTTP API (migrations are applied on start; OpenAPI at /openapi.json)."""
+    """Run the hub's HTTP API (migrations are applied on start; OpenAPI at /openapi.json).
+
+    Every worker builds its app with `serve_app` from the HASHHUB_* environment (the database is
+    passed down that way); uvicorn's access log is off: the hub writes one JSON line per request."""
     import uvicorn
 
+    from hashhub.hub.core import Hub
+
+    Hub(HubSettings(db=db)).close()  # migrate once here, not in N workers racing each other
+    os.environ["HASHHUB_DB"] = db
+    uvicorn.run(
+        f"{__name__}:serve_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        loop="auto",  # uvloop and httptools when installed (uvicorn[standard] brings them)
+        http="auto",
+        backlog=backlog,
+        timeout_keep_alive=keep_alive,
+        access_log=False,
+        log_level=log_level,
+    )
+
+
+def serve_app() -> FastAPI:
+    """The app `hashhub hub serve` runs in each worker: the hub API and the browser UI."""
     from hashhub.hub.app import create_app
     from hashhub.web import hub_views
 
-    app = create_app(HubSettings(db=db))
+    app = create_app(HubSettings())
     hub_views.mount(app)  # the browser UI on the same server (web builds on hub, never the reverse)
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    return app
 
 
 @org_app.command("create")

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import OperationalError
 
 from hashhub.hub import compat, indexes
+from hashhub.hub import match as match_service
 from hashhub.hub.api import admin, health, items, match, sync
 from hashhub.hub.api.deps import json_response
 from hashhub.hub.core import Hub
@@ -23,14 +25,21 @@ def create_app(settings: HubSettings | None = None, hub: Hub | None = None) -> F
     hub = hub or Hub(settings or HubSettings())
     indexes.warm_up()  # before serving: request threads must not compile kernels concurrently
 
+    match_path = match_service.MatchPath(hub)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Load the pool before taking requests, so no caller pays for it (and a worker that says
+        # it has started can match at once).
+        await anyio.to_thread.run_sync(match_path.refresh)
         yield
+        await anyio.to_thread.run_sync(match_path.close)  # writes the match audit records still pending
         if owned:
             hub.close()
 
     app = FastAPI(title="hashhub hub", version="1", lifespan=lifespan)
     app.state.hub = hub
+    app.state.match_path = match_path
     for module in (health, items, sync, match, admin):
         app.include_router(module.router)
     compat.include(app)  # NCMEC v2 and StopNCII v1 for the peers' own clients

@@ -105,18 +105,26 @@ class KeyVerifier:
         with self._lock:
             self._cache.clear()
 
+    def cached(self, key: str) -> Principal | None:
+        """The principal of a key verified less than `ttl` seconds ago, else None. A dict lookup
+        (atomic under the GIL, no lock, no database), so the event loop may call it."""
+        hit = self._cache.get(key)
+        if hit is None or hit[0] <= time.monotonic():
+            return None
+        self._touch(hit[1].key_id)
+        return hit[1]
+
     def verify(self, key: str | None) -> Principal:
         if not key:
             raise Unauthorized("An API key is required: send 'Authorization: Bearer <key>'.")
-        now = time.monotonic()
-        with self._lock:
-            cached = self._cache.get(key)
-        if cached and cached[0] > now:
-            principal = cached[1]
-        else:
-            principal = self._load(key)
+        principal = self.cached(key)
+        if principal is not None:
+            return principal
+        expires = time.monotonic() + self._ttl
+        principal = self._load(key)
+        if self._ttl > 0:
             with self._lock:
-                self._cache[key] = (now + self._ttl, principal)
+                self._cache[key] = (expires, principal)
         self._touch(principal.key_id)
         return principal
 
@@ -143,13 +151,24 @@ class KeyVerifier:
         )
 
     def _touch(self, key_id: str) -> None:
+        """Record the key's last use, at most once a minute, in a thread of its own: the request
+        never waits for that write."""
         now = time.time()
+        if now - self._last_used.get(key_id, 0.0) < LAST_USED_EVERY:
+            return
         with self._lock:
             if now - self._last_used.get(key_id, 0.0) < LAST_USED_EVERY:
                 return
             self._last_used[key_id] = now
-        with db.write(self._engine) as conn:
-            conn.execute(sa.update(api_keys).where(api_keys.c.id == key_id).values(last_used_at=now))
+        threading.Thread(target=self._store_last_used, args=(key_id, now), daemon=True).start()
+
+    def _store_last_used(self, key_id: str, at: float) -> None:
+        try:
+            with db.write(self._engine) as conn:
+                conn.execute(sa.update(api_keys).where(api_keys.c.id == key_id).values(last_used_at=at))
+        except Exception:  # a busy or closed database: the next use a minute later tries again
+            with self._lock:
+                self._last_used.pop(key_id, None)
 
 
 def granted_lists(conn: Connection, org_id: int, *, write: bool = False) -> dict[int, str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -17,6 +18,7 @@ from hashhub import db, signals
 from hashhub.hub import access, audit, auth, indexes
 from hashhub.hub.core import Hub
 from hashhub.hub.errors import Invalid
+from hashhub.hub.freshness import HeadProbe
 from hashhub.hub.pool import Pool, fingerprints_of
 from hashhub.signals import PdqSignal
 from hashhub.signals.vpdq import VpdqSignal, frame_codes, shares
@@ -58,22 +60,99 @@ def parse_queries(queries: list[Any], limit: int) -> list[dict[str, str]]:
     return parsed
 
 
+class MatchPath:
+    """What one serving process keeps so a match request touches no database: the readable lists
+    per organisation (`GrantCache`), a probe that tells whether the pool must catch up
+    (`HeadProbe`), and the match audit tally written in the background (`ActivityLog`)."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self.grants = access.GrantCache(hub.engine, hub.settings.key_cache_seconds)
+        self.head = HeadProbe(hub.engine)
+        self.activity = audit.ActivityLog(hub.engine, hub.settings.audit_match_window_seconds)
+
+    def refresh(self) -> None:
+        """Catch the pool up, unless nothing was committed since it last did."""
+        if self.head.unchanged():
+            return
+        version = self.head.version()
+        self.hub.refresh()
+        self.head.caught_up(version)
+
+    def audit(self, principal: auth.Principal, action: str, results: list[dict[str, Any]]) -> None:
+        hit = [int(m["item"]) for r in results for m in r["matches"]]
+        found = sum(1 for r in results if r["matches"])
+        self.activity.note(principal.org, action, principal.key_id, len(results), found, hit)
+
+    def close(self) -> None:
+        self.activity.close()
+        self.head.close()
+
+
+#: a request with at most this many queries may be answered on the event loop (see `match_now`).
+INLINE_QUERIES = 64
+
+
 def match(
-    hub: Hub, principal: auth.Principal, queries: list[Any], radius: dict[str, float] | None = None
+    hub: Hub,
+    principal: auth.Principal,
+    queries: list[Any],
+    radius: dict[str, float] | None = None,
+    path: MatchPath | None = None,
 ) -> dict[str, Any]:
+    """Match `queries`; with a serving process's `path`, grants come from its cache and the audit
+    record from its tally (without one, both are read and written here, as a one-off caller wants)."""
     parsed = parse_queries(queries, hub.settings.max_match)
-    with db.read(hub.engine) as conn:
-        readable = set(access.readable_lists(conn, principal))
-    results = match_parsed(hub, parsed, readable, radius)
-    found = sum(1 for r in results if r["matches"])
-    audit.record_now(hub.engine, principal.org, "match", "", {"queries": len(parsed), "matched": found})
+    if path is None:
+        with db.read(hub.engine) as conn:
+            readable = set(access.readable_lists(conn, principal))
+        results = match_parsed(hub, parsed, readable, radius)
+        found = sum(1 for r in results if r["matches"])
+        audit.record_now(hub.engine, principal.org, "match", "", {"queries": len(parsed), "matched": found})
+        return {"results": results}
+    readable = path.grants.readable(principal)
+    path.refresh()
+    results = match_parsed(hub, parsed, readable, radius, refresh=False)
+    path.audit(principal, "match", results)
+    return {"results": results}
+
+
+def match_now(
+    path: MatchPath, principal: auth.Principal, queries: list[Any], radius: dict[str, float] | None = None
+) -> dict[str, Any] | None:
+    """The answer if it can be given from memory at once, else None (the caller then runs `match`
+    in a thread). At once means: a few queries, no video (its shares read stored frames), grants
+    remembered, nothing committed since the pool caught up, and the pool not busy. On the event
+    loop this saves the thread hand-offs that cost more than the search itself."""
+    if not isinstance(queries, list) or len(queries) > INLINE_QUERIES:
+        return None
+    readable = path.grants.cached(principal)
+    if readable is None or not path.head.unchanged():
+        return None
+    parsed = parse_queries(queries, path.hub.settings.max_match)
+    if any(VpdqSignal.name in q for q in parsed):
+        return None
+    lock = path.hub.pool.lock
+    if not lock.acquire(blocking=False):
+        return None
+    try:
+        results = match_parsed(path.hub, parsed, readable, radius, refresh=False)
+    finally:
+        lock.release()
+    path.audit(principal, "match", results)
     return {"results": results}
 
 
 def match_parsed(
-    hub: Hub, parsed: list[dict[str, str]], readable: set[int], radius: dict[str, float] | None = None
+    hub: Hub,
+    parsed: list[dict[str, str]],
+    readable: AbstractSet[int],
+    radius: dict[str, float] | None = None,
+    *,
+    refresh: bool = True,
 ) -> list[dict[str, Any]]:
-    """Per query: its matches, best distance first (an item matched by two signals appears once)."""
+    """Per query: its matches, best distance first (an item matched by two signals appears once).
+    `refresh=False`: the caller has caught the pool up already."""
     by_signal: dict[str, tuple[list[int], list[str]]] = defaultdict(lambda: ([], []))
     for i, query in enumerate(parsed):
         for name, value in query.items():
@@ -81,7 +160,8 @@ def match_parsed(
             by_signal[name][1].append(value)
     radii = {name: _radius(hub, signals.get(name), radius) for name in by_signal}
     best: list[dict[int, tuple[float, str]]] = [{} for _ in parsed]
-    hub.refresh()
+    if refresh:
+        hub.refresh()
     pool = hub.pool
     with pool.lock:
         for name, (query_ids, values) in by_signal.items():
@@ -132,7 +212,11 @@ class _PoolPdq:
 
 
 def _variant_matches(
-    hub: Hub, variants: Sequence[Variant], options: VariantOptions, readable: set[int], seen: set[str]
+    hub: Hub,
+    variants: Sequence[Variant],
+    options: VariantOptions,
+    readable: AbstractSet[int],
+    seen: set[str],
 ) -> list[dict[str, Any]]:
     """Items only the query variants found (what the untouched image matched stays "plain")."""
     from hashhub.variants import match_variants
@@ -163,7 +247,11 @@ def variant_options(names: str | None) -> VariantOptions:
 
 
 def match_media(
-    hub: Hub, principal: auth.Principal, data: bytes, options: VariantOptions | None = None
+    hub: Hub,
+    principal: auth.Principal,
+    data: bytes,
+    options: VariantOptions | None = None,
+    path: MatchPath | None = None,
 ) -> dict[str, Any]:
     """Hash an image or video held in memory (never written anywhere) and match its fingerprints;
     images also through the query variants in `options` (default: all)."""
@@ -176,11 +264,20 @@ def match_media(
     options = options or variant_options(None)
     scanned = hash_media(data, options, video_limits=VideoLimits(max_bytes=hub.settings.max_upload_bytes))
     hashed = scanned.hashed
-    with db.read(hub.engine) as conn:
-        readable = set(access.readable_lists(conn, principal))
-    (matches,) = match_parsed(hub, [hashed.hashes], readable) if hashed.hashes else [{"matches": []}]
+    if path is None:
+        with db.read(hub.engine) as conn:
+            readable: AbstractSet[int] = set(access.readable_lists(conn, principal))
+    else:
+        readable = path.grants.readable(principal)
+        path.refresh()
+    refresh = path is None
+    parsed = [hashed.hashes] if hashed.hashes else []
+    (matches,) = match_parsed(hub, parsed, readable, refresh=refresh) if parsed else [{"matches": []}]
     found = [{**m, "variant": PLAIN} for m in matches["matches"]]
     if scanned.variants:
         found += _variant_matches(hub, scanned.variants, options, readable, {m["item"] for m in found})
-    audit.record_now(hub.engine, principal.org, "match.media", "", {"matched": bool(found)})
+    if path is None:
+        audit.record_now(hub.engine, principal.org, "match.media", "", {"matched": bool(found)})
+    else:
+        path.audit(principal, "match.media", [{"matches": found}])
     return {"hashes": hashed.hashes, "quality": hashed.quality, "error": hashed.error, "matches": found}

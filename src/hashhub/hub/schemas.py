@@ -15,7 +15,7 @@ from typing import (
     Required,  # pydantic needs these on Python 3.11
 )
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from typing_extensions import TypedDict
 
 Label = str | int | float | bool | None
@@ -60,6 +60,30 @@ class SubmitIn(BaseModel):
 class MatchIn(BaseModel):
     fingerprints: list[Any] = Field(description="one {signal: value, ...} object per query")
     radius: dict[str, float] | None = Field(None, description="per-signal distance overrides")
+
+
+class MatchHit(BaseModel):
+    """One listed item a query matched (more fields may be added)."""
+
+    model_config = ConfigDict(extra="allow")
+    item: str
+    signal: str
+    distance: float
+    classification: dict[str, str]
+    contributors: list[str]
+    verifications: int
+    status: str
+
+
+class MatchResult(BaseModel):
+    index: int
+    matches: list[MatchHit]
+
+
+class MatchOut(BaseModel):
+    """The answer of `POST /api/v1/match` (documentation only: the route writes it with orjson)."""
+
+    results: list[MatchResult]
 
 
 class FeedbackIn(BaseModel):

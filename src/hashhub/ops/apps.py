@@ -37,7 +37,11 @@ def hub_hooks(hub: Hub) -> Hooks:
         return Caller(principal.key_id, principal.roles & principal.scopes)
 
     async def identify(token: str) -> Caller | None:
-        # A cache miss reads the database: keep that off the event loop.
+        # A key verified within the cache time is a dict lookup; a miss reads the database, which
+        # must stay off the event loop.
+        principal = hub.keys.cached(token)
+        if principal is not None:
+            return Caller(principal.key_id, principal.roles & principal.scopes)
         return await anyio.to_thread.run_sync(verify, token)
 
     def index_size() -> float:
