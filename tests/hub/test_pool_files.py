@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 import logging
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from tests.agent.procs import free_port, server
 from tests.hub.conftest import flip_bits, item, md5_of, open_hub, pdq_of, populate
 
 from hashhub.hub import feedback, ingest, orgs
@@ -32,9 +35,12 @@ def _submit(hub: Hub, org: str, rows: list[dict[str, Any]], list_name: str = "ve
     return [int(i["id"]) for i in done["items"]]
 
 
-def _first_items(hub: Hub) -> dict[str, int]:
-    """A varied pool: clusters by a shared MD5 and by near PDQs, two lists, three contributors."""
-    populate(hub)
+def _first_items(hub: Hub, keys: dict[str, str] | None = None) -> dict[str, int]:
+    """A varied pool: clusters by a shared MD5 and by near PDQs, two lists, three contributors,
+    two videos (the organisations' keys go into `keys` when given)."""
+    made = populate(hub)
+    if keys is not None:
+        keys.update(made)
     ids = {}
     shared = md5_of("shared")
     (ids["a"], ids["b"], ids["c"]) = _submit(
@@ -253,3 +259,49 @@ def test_enough_changes_save_a_new_snapshot_in_the_background_and_a_peer_switche
     finally:
         saver.close()
         peer.close()
+
+
+def test_two_real_hub_processes_sharing_one_pool_directory_answer_identically(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'hub.db'}"
+    setup = open_hub(url)
+    try:
+        keys: dict[str, str] = {}
+        ids = _first_items(setup, keys)
+        assert save_pool(setup) is not None
+    finally:
+        setup.close()
+    queries = [{"md5": v} for v in _queries()["md5"]] + [{"pdq": v} for v in _queries()["pdq"]]
+    with ExitStack() as stack:
+        clients = []
+        for name in "ab":
+            port = free_port()
+            base = f"http://127.0.0.1:{port}"
+            log = tmp_path / f"{name}.log"
+            stack.enter_context(
+                server("hub", "serve", "--db", url, "--port", str(port), health=f"{base}/healthz", log=log)
+            )
+            client = stack.enter_context(
+                httpx.Client(base_url=base, headers={"Authorization": f"Bearer {keys['plat']}"}, timeout=30)
+            )
+            clients.append((client, log))
+
+        def answers() -> list[Any]:
+            got = []
+            for client, _ in clients:
+                r = client.post("/api/v1/match", json={"fingerprints": queries})
+                assert r.status_code == 200, r.text
+                got.append(r.json()["results"])
+            return got
+
+        a, b = answers()
+        assert a == b and any(r["matches"] for r in a)
+        for _, log in clients:
+            assert "pool loaded from" in log.read_text()  # both started from the shared files
+        writer = open_hub(url, pool_dir="off")
+        try:
+            _later_changes(writer, ids)
+        finally:
+            writer.close()
+        a, b = answers()
+        assert a == b
+        assert all(m["item"] != str(ids["b"]) for r in a for m in r["matches"])
