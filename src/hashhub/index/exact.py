@@ -92,6 +92,27 @@ class _Main:
         rows = np.flatnonzero(self.alive)
         return self.ids[rows], [self.value(int(r)) for r in rows]
 
+    def merged_with(self, ids: np.ndarray, values: list[bytes]) -> _Main:
+        """A new run of this one's live rows plus (ids, values), without a Python object per row
+        when every value has one length (digests: the usual case)."""
+        lengths = set(map(len, values))
+        rows = np.flatnonzero(self.alive)
+        widths = np.diff(self.offsets)
+        width = int(widths[0]) if widths.shape[0] else (next(iter(lengths)) if lengths else 0)
+        if len(lengths) > 1 or (lengths and width not in lengths) or bool(np.any(widths != width)):
+            live_ids, live_values = self.live()
+            return _Main.build(np.concatenate([live_ids, ids]), live_values + values)
+        if not width:  # both empty
+            return _Main.build(ids, values)
+        keys = np.concatenate([self.keys[rows], _keys(values)])
+        all_ids = np.concatenate([self.ids[rows], ids])
+        table = np.concatenate(
+            [self.blob.reshape(-1, width)[rows], np.frombuffer(b"".join(values), np.uint8).reshape(-1, width)]
+        )
+        order = np.argsort(keys, kind="stable")
+        offsets = np.arange(order.shape[0] + 1, dtype=np.int64) * width
+        return _Main(keys[order], all_ids[order], offsets, table[order].reshape(-1))
+
 
 class ExactIndex:
     """Maps exact byte values to the ids that carry them; one writer and any number of readers."""
@@ -154,10 +175,8 @@ class ExactIndex:
             del self._by_value[value]
 
     def _merge_locked(self) -> None:
-        ids, vals = self._main.live()
-        merged = _Main.build(
-            np.concatenate([ids, np.fromiter(self._by_id, np.int64, len(self._by_id))]),
-            vals + list(self._by_id.values()),
+        merged = self._main.merged_with(
+            np.fromiter(self._by_id, np.int64, len(self._by_id)), list(self._by_id.values())
         )
         self._main, self._by_value, self._by_id = merged, {}, {}
         self._view = (merged, self._by_value)
