@@ -27,7 +27,7 @@ from sqlalchemy.engine import Connection
 
 from hashhub import signals
 from hashhub.hub import heads, indexes
-from hashhub.hub.columns import Clusters, Columns
+from hashhub.hub.columns import MAX_GRADES, MAX_SIGNALS, Clusters, Columns
 from hashhub.hub.models import changes, fingerprints, items, lists, organisations
 
 STATUS = {"active": 1, "disputed": 2, "withdrawn": 3}
@@ -259,6 +259,8 @@ class Pool:
         for r in records:
             gid = grade_of.get((r.scheme, r.classification))
             if gid is None:
+                if len(self.grades) >= MAX_GRADES:
+                    raise RuntimeError(f"the pool holds at most {MAX_GRADES} distinct grades.")
                 gid = grade_of[(r.scheme, r.classification)] = len(self.grades)
                 self.grades.append({"scheme": r.scheme, "value": r.classification})
             grade_ids.append(gid)
@@ -267,17 +269,17 @@ class Pool:
         cols = self.cols
         cols["list"][ids] = np.fromiter((r.list_id for r in records), np.int32, n)
         cols["contributor"][ids] = np.fromiter((r.contributor_id for r in records), np.int32, n)
-        cols["reviewers"][ids] = np.fromiter((r.reviewers for r in records), np.int32, n)
+        cols["reviewers"][ids] = np.fromiter((min(r.reviewers, 127) for r in records), np.int8, n)
         cols["status"][ids] = np.fromiter((STATUS[r.status] for r in records), np.int8, n)
-        cols["grade"][ids] = np.asarray(grade_ids, dtype=np.int32)
+        cols["grade"][ids] = np.asarray(grade_ids, dtype=np.int16)
         cols["fp_key"][ids] = np.fromiter((r.fp_key for r in records), np.int64, n)
-        cols["day"][ids] = np.fromiter((int(r.created_at // _DAY) for r in records), np.int32, n)
+        cols["day"][ids] = np.fromiter((max(0, int(r.created_at // _DAY)) for r in records), np.uint16, n)
 
     def _bit(self, signal: str) -> int:
         bit = self.signal_bits.get(signal)
         if bit is None:
-            if len(self.signal_bits) >= 64:
-                raise RuntimeError("the pool tracks at most 64 signal types; this hub has more.")
+            if len(self.signal_bits) >= MAX_SIGNALS:
+                raise RuntimeError(f"the pool tracks at most {MAX_SIGNALS} signal types; this hub has more.")
             bit = self.signal_bits[signal] = 1 << len(self.signal_bits)
         return bit
 
@@ -311,7 +313,7 @@ class Pool:
                 adapter = self.indexes[s] = indexes.for_signal(s)
             id_arr = np.asarray(ids, dtype=np.int64)
             adapter.add(id_arr, values)
-            sig[id_arr] |= np.uint64(self._bit(s))
+            sig[id_arr] |= sig.dtype.type(self._bit(s))
 
     def _edges(self, records: list[ItemRecord], *, fresh: bool = False) -> Iterable[tuple[int, int]]:
         """Pairs of live items to link. `fresh`: the records are all the pool holds, so items sharing

@@ -25,7 +25,9 @@ only what it changes since (a small delta). Columns are saved with headroom for 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import fcntl
+import gc
 import hashlib
 import json
 import logging
@@ -316,7 +318,11 @@ def _load(
             )
     file_meta, arrays = _fileformat().read(snap / "columns.hhix", _COLUMNS_MAGIC, mmap=True)
     size = int(file_meta["size"])
-    if set(arrays) != set(SPEC) or size != manifest["size"] or any(len(a) < size for a in arrays.values()):
+    if (
+        set(arrays) != set(SPEC)
+        or size != manifest["size"]
+        or any(len(a) < size or a.dtype != np.dtype(SPEC[k]) for k, a in arrays.items())
+    ):
         raise Untrusted("its columns do not match this hashhub's")
     loaded = {
         signal: indexes.load(signal, snap / name, delta_limit) for signal, name in manifest["indexes"].items()
@@ -349,6 +355,7 @@ class PoolFiles:
         #: cursor of the last snapshot this process loaded (None: it built its pool from the database)
         self.loaded_cursor: int | None = None
         self._worker: threading.Thread | None = None
+        self._starting = threading.Lock()
         self._checked = 0.0
         #: seconds between looks at the directory for a due save or a newer snapshot
         self.check_interval = 1.0
@@ -374,7 +381,12 @@ class PoolFiles:
             if _save_locked(pool, hub.engine, self.directory) is None:
                 return pool
         # Serve from the mapped files rather than the freshly built arrays: shared, not private.
-        return self._caught_up(self._load() or pool)
+        loaded = self._load()
+        if loaded is None:  # the files we just wrote did not load back (logged): keep what we built
+            return pool
+        del pool
+        release_heap()
+        return self._caught_up(loaded)
 
     def _load(self) -> Pool | None:
         hub = self._hub
@@ -399,15 +411,16 @@ class PoolFiles:
         """Called after each catch-up: start a background save or reload when one is due."""
         if self.directory is None or cursor - self._saved_cursor < self._hub.settings.pool_save_changes:
             return
-        now = time.monotonic()
-        if now - self._checked < self.check_interval:
-            return
-        self._checked = now
-        worker = self._worker
-        if worker is not None and worker.is_alive():
-            return
-        self._worker = threading.Thread(target=self._renew, name="hashhub-pool-save", daemon=True)
-        self._worker.start()
+        with self._starting:  # many request threads refresh at once: one worker at a time
+            now = time.monotonic()
+            if now - self._checked < self.check_interval:
+                return
+            self._checked = now
+            worker = self._worker
+            if worker is not None and worker.is_alive():
+                return
+            self._worker = threading.Thread(target=self._renew, name="hashhub-pool-save", daemon=True)
+            self._worker.start()
 
     def _renew(self) -> None:
         try:
@@ -424,6 +437,8 @@ class PoolFiles:
         if pool is None:
             return False
         self._hub.swap_pool(self._caught_up(pool))
+        del pool
+        release_heap()  # the replaced pool's private arrays
         return True
 
     def _save(self) -> None:
@@ -440,6 +455,15 @@ class PoolFiles:
         worker = self._worker
         if worker is not None:
             worker.join()
+
+
+def release_heap() -> None:
+    """Hand memory freed by a replaced pool back to the system: glibc keeps freed heap (and large
+    blocks below its raised mmap threshold) for reuse, which left a cold-built process at its peak
+    size even after it switched to the mapped files."""
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _cursor_of(snap: Path) -> int:

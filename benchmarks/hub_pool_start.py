@@ -1,0 +1,219 @@
+"""Hub start-up from saved pool files, and the memory of one and two hub processes (issue 12).
+
+    flock /tmp/hashhub-bench.lock .venv/bin/python benchmarks/hub_pool_start.py [--items 1000000]
+
+Writes N random PDQ+MD5 items as NDJSON and loads them with `hashhub hub import` (the real import
+path) into a SQLite file. Then, each a real `hashhub hub serve` process timed until its first
+`POST /api/v1/match` answers 200:
+  1. "cold": no saved pool yet; the process builds its pool from the database, saves the pool files
+     beside the database (`<db>.pool/`) and switches to serving from them;
+  2. "restart": the same database again, the pool loaded from the files plus the changes after them;
+  3. a second process beside the restarted one (two processes on one database, one file directory).
+Memory is psutil's RSS and PSS (proportional set size: pages shared by processes, such as the
+mapped pool files, split between them) per process after a warm-up of matches; the issue's target
+is <= 300 MB for all hub processes together. Prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import orjson
+import psutil
+
+from hashhub.hub import orgs
+from hashhub.hub.core import Hub
+from hashhub.hub.settings import HubSettings
+from hashhub.servers import stop
+
+HASHHUB = [sys.executable, "-c", "from hashhub.cli import main; main()"]
+GRADE = {"scheme": "industry", "value": "A1"}
+WARM_QUERIES = 200
+
+
+def write_items(path: Path, count: int, seed: int = 7) -> list[str]:
+    """N random PDQ+MD5 items, one NDJSON line each; returns some of the listed PDQs."""
+    rng = np.random.default_rng(seed)
+    sample: list[str] = []
+    with path.open("wb") as out:
+        for start in range(0, count, 100_000):
+            n = min(100_000, count - start)
+            pdqs = rng.integers(0, 256, size=(n, 32), dtype=np.uint8)
+            md5s = rng.integers(0, 256, size=(n, 16), dtype=np.uint8)
+            rows = (
+                orjson.dumps(
+                    {
+                        "external_id": f"s-{start + i}",
+                        "classification": GRADE,
+                        "fingerprints": {"pdq": pdqs[i].tobytes().hex(), "md5": md5s[i].tobytes().hex()},
+                    }
+                )
+                for i in range(n)
+            )
+            out.write(b"\n".join(rows) + b"\n")
+            sample.extend(pdqs[j].tobytes().hex() for j in range(0, n, max(1, n // 50)))
+    return sample
+
+
+def memory(pid: int) -> dict[str, float]:
+    """RSS and PSS (MB) of a process and its children."""
+    root = psutil.Process(pid)
+    rss = pss = 0
+    for p in [root, *root.children(recursive=True)]:
+        full = p.memory_full_info()
+        rss, pss = rss + full.rss, pss + full.pss
+    return {"rss_mb": round(rss / 2**20, 1), "pss_mb": round(pss / 2**20, 1)}
+
+
+class Server:
+    def __init__(self, db: str, port: int, log: Path, env: dict[str, str], key: str) -> None:
+        self.port, self.log = port, log
+        self.started = time.perf_counter()
+        with log.open("w") as out:
+            self.proc = subprocess.Popen(
+                [*HASHHUB, "hub", "serve", "--db", db, "--port", str(port)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+        self.client = httpx.Client(
+            base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {key}"}, timeout=600
+        )
+
+    def match(self, pdq: str) -> dict[str, Any]:
+        r = self.client.post("/api/v1/match", json={"fingerprints": [{"pdq": pdq}]})
+        r.raise_for_status()
+        return r.json()
+
+    def wait_first_match(self, pdq: str) -> float:
+        while True:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"hub serve exited {self.proc.returncode}: {self.log.read_text()[-3000:]}")
+            try:
+                self.match(pdq)
+                return round(time.perf_counter() - self.started, 2)
+            except httpx.TransportError:
+                time.sleep(0.05)
+
+    def loaded_in(self) -> float | None:
+        """The pool-load time the server logged, when it loaded saved files."""
+        found = re.findall(r"pool loaded from .*? in ([0-9.]+) s", self.log.read_text())
+        return float(found[-1]) if found else None
+
+    def close(self) -> None:
+        self.client.close()
+        stop(self.proc)
+
+
+def prepare(tmp: Path, items: int, env: dict[str, str], out: dict[str, Any]) -> tuple[str, str, list[str]]:
+    """The imported database in `tmp` (made once; a later run with the same folder reuses it) with
+    no pool files yet; returns its URL, a member's key and some listed PDQs."""
+    db = f"sqlite:///{tmp / 'hub.db'}"
+    shutil.rmtree(tmp / "hub.db.pool", ignore_errors=True)
+    ready = tmp / "prepared.json"
+    if ready.exists():
+        saved = json.loads(ready.read_text())
+        if saved["items"] == items:
+            return db, saved["member"], saved["listed"]
+    for stale in tmp.glob("hub.db*"):
+        stale.unlink()
+    hub = Hub(HubSettings(db=db))
+    try:
+        orgs.create_org(hub.engine, "contrib", ["contributor"])
+        member = orgs.create_org(hub.engine, "plat", ["member"])["api_key"]
+        orgs.create_list(hub.engine, "verified", read=["plat"], write=["contrib"])
+    finally:
+        hub.close()
+    listed = write_items(tmp / "items.ndjson", items)
+    started = time.perf_counter()
+    imported = subprocess.run(
+        [*HASHHUB, "hub", "import", str(tmp / "items.ndjson"), "--org", "contrib", "--list", "verified"],
+        env={**env, "HASHHUB_DB": db},
+        capture_output=True,
+        text=True,
+    )
+    if imported.returncode != 0:
+        raise SystemExit(f"import failed: {imported.stderr[-3000:]}")
+    out["import_s"] = round(time.perf_counter() - started, 1)
+    (tmp / "items.ndjson").unlink()
+    ready.write_text(json.dumps({"items": items, "member": member, "listed": listed}))
+    return db, member, listed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--items", type=int, default=1_000_000)
+    parser.add_argument("--port", type=int, default=18961)
+    parser.add_argument(
+        "--reuse", type=Path, help="keep the imported database in this folder and reuse it next time"
+    )
+    opts = parser.parse_args()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HASHHUB_")}
+    out: dict[str, Any] = {
+        "benchmark": "hub_pool_start",
+        "items": opts.items,
+        "load_before": os.getloadavg()[1],
+    }
+    with contextlib.ExitStack() as stack:
+        if opts.reuse:
+            opts.reuse.mkdir(parents=True, exist_ok=True)
+            tmp = opts.reuse
+        else:
+            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="B-pool-")))
+        db, member, listed = prepare(tmp, opts.items, env, out)
+        probe = listed[0]
+
+        def warm(server: Server) -> list[Any]:
+            return [server.match(p)["results"][0]["matches"] for p in listed[:WARM_QUERIES]]
+
+        cold = Server(db, opts.port, tmp / "cold.log", env, member)
+        try:
+            out["cold_start_s"] = cold.wait_first_match(probe)  # build from the database + save
+            warm(cold)
+            out["cold_memory"] = memory(cold.proc.pid)
+        finally:
+            cold.close()
+        snaps = sorted((tmp / "hub.db.pool").glob("snap-*"))
+        out["pool_files_mb"] = round(sum(f.stat().st_size for s in snaps for f in s.iterdir()) / 2**20, 1)
+
+        first = Server(db, opts.port + 1, tmp / "first.log", env, member)
+        second = None
+        try:
+            out["restart_s"] = first.wait_first_match(probe)
+            out["restart_pool_load_s"] = first.loaded_in()
+            answers = warm(first)
+            out["one_process"] = memory(first.proc.pid)
+            second = Server(db, opts.port + 2, tmp / "second.log", env, member)
+            out["second_start_s"] = second.wait_first_match(probe)
+            out["second_pool_load_s"] = second.loaded_in()
+            out["answers_identical"] = warm(second) == answers
+            out["near_found"] = sum(bool(a) for a in answers)
+            each = [memory(first.proc.pid), memory(second.proc.pid)]
+            out["two_processes"] = {
+                "each": each,
+                "rss_mb": round(sum(m["rss_mb"] for m in each), 1),
+                "pss_mb": round(sum(m["pss_mb"] for m in each), 1),
+            }
+        finally:
+            first.close()
+            if second is not None:
+                second.close()
+    out["load_after"] = os.getloadavg()[1]
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
