@@ -1,9 +1,14 @@
-"""Agent benchmark: backlog scan throughput and scan-API latency with 1M hashes loaded.
+"""Agent benchmark: start-up, backlog scan throughput and scan-API latency with 1M hashes loaded.
 
     python benchmarks/agent_scan.py [--hashes 1000000] [--files 1000] [--requests 800] [--clients 8]
+                                    [--store PATH] [--startup-only]
 
 Builds a temporary agent store holding N items (1,000 are corpus photos a run pretends are listed,
-the rest random PDQ hashes), then measures:
+the rest random PDQ hashes; `--store PATH` keeps it at PATH and reuses it when it exists), then
+measures:
+  - start-up of a real `hashhub agent serve` process, from spawn until it answers a scan that
+    matches: first with no saved files (the index rebuilt from the store, which then saves files),
+    then again from those files; with each, the resident memory of the process once it answers;
   - `hashhub agent scan`'s engine (all cores) over `--files` corpus JPEGs: files/s;
   - `POST /api/v1/scan` on a real `hashhub agent serve` process: p50 with one client, then p50/p99
     with `--clients` concurrent clients each uploading corpus JPEGs.
@@ -17,6 +22,7 @@ import csv
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -24,14 +30,16 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
+import psutil
 
 from hashhub.agent.backlog import scan_local
 from hashhub.agent.db import open_engine
 from hashhub.agent.items import HubItem
-from hashhub.agent.runtime import AgentRuntime
+from hashhub.agent.runtime import AgentRuntime, default_state_dir
 from hashhub.agent.settings import make_settings
 from hashhub.agent.store import Change, Store
 
@@ -69,6 +77,55 @@ def build_store(db: str, total: int, listed: list[dict[str, str]]) -> tuple[Stor
     return store, time.perf_counter() - started
 
 
+def _start_agent(db: str, key: str, log: Any) -> tuple[subprocess.Popen, str]:
+    port = 18000 + secrets.randbelow(2000)
+    args = ["agent", "serve", "--db", db, "--port", str(port), "--api-key", key, "--sync-interval", "0"]
+    return subprocess.Popen(
+        [*HASHHUB, *args], stdout=log, stderr=subprocess.STDOUT
+    ), f"http://127.0.0.1:{port}"
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def startup(db: str, listed: dict[str, str]) -> dict[str, Any]:
+    """Seconds from spawning `agent serve` to a matching scan answer, and its resident memory."""
+    key = "bench-" + secrets.token_hex(8)
+    with tempfile.NamedTemporaryFile(prefix="agent-bench-", suffix=".log") as log:
+        started = time.perf_counter()
+        proc, url = _start_agent(db, key, log)
+        try:
+            with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as http:
+                while True:
+                    try:
+                        answer = http.post("/api/v1/scan", json={"fingerprints": listed})
+                        if answer.status_code == 200:
+                            break
+                    except httpx.TransportError:
+                        pass
+                    if proc.poll() is not None or time.perf_counter() - started > 900:
+                        raise RuntimeError(f"agent serve did not start: {Path(log.name).read_text()[-2000:]}")
+                    time.sleep(0.05)
+                seconds = time.perf_counter() - started
+                assert answer.json()["matched"], answer.text
+                report = http.get("/api/v1/status").json()["start_up"]
+            rss = psutil.Process(proc.pid).memory_info().rss
+        finally:
+            _stop(proc)
+    return {
+        "source": report["source"],
+        "first_scan_s": round(seconds, 2),
+        "index_load_s": report["seconds"],
+        "rss_mb": round(rss / 2**20),
+    }
+
+
 def scan_throughput(db: str, files: list[Path]) -> tuple[float, float, int]:
     runtime = AgentRuntime(make_settings(db=db, sync_interval=0))  # what `hashhub agent scan` builds
     try:
@@ -83,12 +140,9 @@ def scan_throughput(db: str, files: list[Path]) -> tuple[float, float, int]:
 
 
 def api_latency(db: str, files: list[Path], requests: int, clients: int) -> dict[str, float]:
-    port = 18000 + secrets.randbelow(2000)
     key = "bench-" + secrets.token_hex(8)
     log = tempfile.NamedTemporaryFile(prefix="agent-bench-", suffix=".log", delete=False)  # noqa: SIM115
-    args = ["agent", "serve", "--db", db, "--port", str(port), "--api-key", key, "--sync-interval", "0"]
-    proc = subprocess.Popen([*HASHHUB, *args], stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    proc, url = _start_agent(db, key, log)
     try:
         deadline = time.monotonic() + 600
         while True:
@@ -141,11 +195,7 @@ def api_latency(db: str, files: list[Path], requests: int, clients: int) -> dict
             "api_requests_per_s": round(len(latencies) / wall, 1),
         }
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        _stop(proc)
         os.unlink(log.name)
 
 
@@ -155,31 +205,45 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=1000)
     parser.add_argument("--requests", type=int, default=800)
     parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--store", type=Path, help="keep the store here (reused when it exists)")
+    parser.add_argument("--startup-only", action="store_true", help="measure start-up only")
     args = parser.parse_args()
     rows = _rows()
     listed = rows[::2][:1000]
     files = [CORPUS / "photos" / r["file"] for r in rows[: args.files]]
     with tempfile.TemporaryDirectory(prefix="agent-bench-") as tmp:
-        db = f"sqlite:///{Path(tmp) / 'agent.db'}"
-        store, store_s = build_store(db, args.hashes, listed)
-        store.engine.dispose()
-        files_per_s, load_s, matched = scan_throughput(db, files)
-        api = api_latency(db, files, args.requests, args.clients)
-    print(
-        json.dumps(
-            {
-                "benchmark": "agent_scan",
-                "hashes_loaded": args.hashes,
-                "store_build_s": round(store_s, 1),
+        path = args.store or Path(tmp) / "agent.db"
+        db = f"sqlite:///{path}"
+        store_s = None
+        if not path.exists():
+            store, store_s = build_store(db, args.hashes, listed)
+            store.engine.dispose()
+        engine = open_engine(db)
+        state = default_state_dir(Store(engine))
+        engine.dispose()
+        if state is not None:  # start without saved files: the first start-up rebuilds from the store
+            shutil.rmtree(state, ignore_errors=True)
+        one = {"pdq": listed[0]["pdq"], "md5": listed[0]["md5"]}
+        from_store = startup(db, one)  # no saved files: rebuilt from the store, then saved
+        from_files = startup(db, one)
+        result: dict[str, Any] = {
+            "benchmark": "agent_scan",
+            "hashes_loaded": args.hashes,
+            "store_build_s": None if store_s is None else round(store_s, 1),
+            "startup_from_store": from_store,
+            "startup_from_files": from_files,
+            "cpus": os.cpu_count(),
+        }
+        if not args.startup_only:
+            files_per_s, load_s, matched = scan_throughput(db, files)
+            result |= {
                 "index_load_s": round(load_s, 1),
                 "scan_files": len(files),
                 "scan_matched": matched,
                 "scan_files_per_s": round(files_per_s, 1),
-                "cpus": os.cpu_count(),
-                **api,
+                **api_latency(db, files, args.requests, args.clients),
             }
-        )
-    )
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":
