@@ -46,6 +46,12 @@ class StoreLock:
         digest = hashlib.blake2b(f"hashhub-agent:{name}".encode(), digest_size=8).digest()
         self._key = int.from_bytes(digest, "big", signed=True)
         self.held = False
+        self._owner: int | None = None
+
+    @property
+    def mine(self) -> bool:
+        """Whether the calling thread holds it."""
+        return self.held and self._owner == threading.get_ident()
 
     def acquire(self, *, blocking: bool = True, timeout: float | None = None) -> bool:
         """Take the lock; with `blocking`, wait (up to `timeout` seconds, None: for ever)."""
@@ -62,13 +68,13 @@ class StoreLock:
         except BaseException:
             self._local.release()
             raise
-        self.held = True
+        self.held, self._owner = True, threading.get_ident()
         return True
 
     def release(self) -> None:
         if not self.held:
             return
-        self.held = False
+        self.held, self._owner = False, None
         try:
             if self._fd is not None:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)

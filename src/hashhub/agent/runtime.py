@@ -162,7 +162,7 @@ class AgentRuntime:
     def _save_if_due(self, *, wait: bool) -> bool:
         if not self._save_due():
             return False
-        held = self._round.held
+        held = self._round.mine  # inside a sync round of this thread
         if not held and not self._round.acquire(blocking=wait):
             return False  # another process is syncing or saving: it will save
         try:
