@@ -36,6 +36,7 @@ import psutil
 
 from hashhub.hub import orgs
 from hashhub.hub.core import Hub
+from hashhub.hub.pool import Pool
 from hashhub.hub.settings import HubSettings
 from hashhub.servers import stop
 
@@ -69,28 +70,36 @@ def write_items(path: Path, count: int, seed: int = 7) -> list[str]:
 
 
 def memory(pid: int) -> dict[str, float]:
-    """RSS and PSS (MB) of a process and its children."""
+    """RSS and PSS (MB) of a process and its children (summed), and how many processes."""
     root = psutil.Process(pid)
+    procs = [root, *root.children(recursive=True)]
     rss = pss = 0
-    for p in [root, *root.children(recursive=True)]:
+    for p in procs:
         full = p.memory_full_info()
         rss, pss = rss + full.rss, pss + full.pss
-    return {"rss_mb": round(rss / 2**20, 1), "pss_mb": round(pss / 2**20, 1)}
+    return {"rss_mb": round(rss / 2**20, 1), "pss_mb": round(pss / 2**20, 1), "processes": len(procs)}
 
 
 class Server:
-    def __init__(self, db: str, port: int, log: Path, env: dict[str, str], key: str) -> None:
+    def __init__(self, db: str, port: int, log: Path, env: dict[str, str], key: str, *extra: str) -> None:
         self.port, self.log = port, log
         self.started = time.perf_counter()
         with log.open("w") as out:
             self.proc = subprocess.Popen(
-                [*HASHHUB, "hub", "serve", "--db", db, "--port", str(port)],
+                [*HASHHUB, "hub", "serve", "--db", db, "--port", str(port), *extra],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=env,
             )
-        self.client = httpx.Client(
-            base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {key}"}, timeout=600
+        self.key = key
+        self.client = self.connect()
+
+    def connect(self) -> httpx.Client:
+        """A client on a new connection (with several workers, each connection goes to one)."""
+        return httpx.Client(
+            base_url=f"http://127.0.0.1:{self.port}",
+            headers={"Authorization": f"Bearer {self.key}"},
+            timeout=600,
         )
 
     def match(self, pdq: str) -> dict[str, Any]:
@@ -153,6 +162,45 @@ def prepare(tmp: Path, items: int, env: dict[str, str], out: dict[str, Any]) -> 
     return db, member, listed
 
 
+def _best_ms(pool: Pool, runs: int = 5) -> float:
+    best = float("inf")
+    for _ in range(runs):
+        started = time.perf_counter()
+        pool.stats()
+        best = min(best, time.perf_counter() - started)
+    return round(best * 1000, 2)
+
+
+def stats_ms(db: str) -> float:
+    """`Pool.stats()` (the dashboard's counts) on the pool loaded from the files, best of 5."""
+    hub = Hub(HubSettings(db=db))
+    try:
+        hub.refresh()
+        return _best_ms(hub.pool)
+    finally:
+        hub.close()
+
+
+def synthetic_stats_ms(items: int) -> float:
+    """`Pool.stats()` over `items` made-up live items in 5 lists, 20 contributors, 8 grades, two
+    signals and 400 days (columns filled directly: no database), best of 5."""
+    rng = np.random.default_rng(3)
+    pool = Pool(lambda ids: {})
+    pool.cols.ensure(items + 1)
+    cols = pool.cols
+    cols["status"][1:] = rng.choice([1, 1, 1, 2, 3], items)
+    cols["list"][1:] = rng.integers(1, 6, items)
+    cols["contributor"][1:] = rng.integers(1, 21, items)
+    cols["grade"][1:] = rng.integers(0, 8, items)
+    cols["signals"][1:] = rng.integers(1, 4, items)
+    cols["day"][1:] = int(time.time() // 86_400) - rng.integers(0, 400, items)
+    pool.grades = [{"scheme": "industry", "value": f"G{i}"} for i in range(8)]
+    pool.signal_bits = {"md5": 1, "pdq": 2}
+    pool.list_names = {i: f"list-{i}" for i in range(1, 6)}
+    pool.org_names = {i: f"org-{i}" for i in range(1, 21)}
+    return _best_ms(pool)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--items", type=int, default=1_000_000)
@@ -160,6 +208,7 @@ def main() -> None:
     parser.add_argument(
         "--reuse", type=Path, help="keep the imported database in this folder and reuse it next time"
     )
+    parser.add_argument("--workers", type=int, default=0, help="also measure `hub serve --workers N`")
     opts = parser.parse_args()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HASHHUB_")}
     out: dict[str, Any] = {
@@ -211,6 +260,19 @@ def main() -> None:
             first.close()
             if second is not None:
                 second.close()
+        if opts.workers:  # one `hub serve --workers N`: a supervisor and N workers on the files
+            many = Server(db, opts.port + 3, tmp / "workers.log", env, member, "--workers", str(opts.workers))
+            try:
+                out["workers_start_s"] = many.wait_first_match(probe)
+                for _ in range(4 * opts.workers):  # new connections, so that every worker answers
+                    many.client.close()
+                    many.client = many.connect()
+                    warm(many)
+                out[f"workers_{opts.workers}"] = memory(many.proc.pid)
+            finally:
+                many.close()
+        out["stats_ms"] = stats_ms(db)
+    out["stats_ms_3_5m_synthetic"] = synthetic_stats_ms(3_500_000)
     out["load_after"] = os.getloadavg()[1]
     print(json.dumps(out))
 

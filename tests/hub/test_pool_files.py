@@ -16,7 +16,8 @@ from tests.hub.conftest import flip_bits, item, md5_of, open_hub, pdq_of, popula
 
 from hashhub.hub import feedback, ingest, orgs
 from hashhub.hub.core import Hub
-from hashhub.hub.poolfile import current_snapshot, save_pool
+from hashhub.hub.poolfile import current_snapshot, pool_dir, save_pool
+from hashhub.hub.settings import HubSettings
 from hashhub.signals import VpdqSignal
 
 
@@ -97,8 +98,10 @@ def _answers(hub: Hub) -> dict[str, Any]:
     return {"hits": hits, "items": items, "stats": pool.stats()}
 
 
-def test_restart_from_saved_files_plus_later_changes_equals_a_cold_build(sqlite_url: str) -> None:
-    first = open_hub(sqlite_url)
+def test_restart_from_saved_files_plus_later_changes_equals_a_cold_build(db_url: str, tmp_path: Path) -> None:
+    # SQLite keeps its files beside the database by default; PostgreSQL needs a directory.
+    files = {} if db_url.startswith("sqlite") else {"pool_dir": str(tmp_path / "pool")}
+    first = open_hub(db_url, **files)
     try:
         ids = _first_items(first)
         snap = save_pool(first)
@@ -108,8 +111,8 @@ def test_restart_from_saved_files_plus_later_changes_equals_a_cold_build(sqlite_
     finally:
         first.close()
 
-    restarted = open_hub(sqlite_url)
-    cold = open_hub(sqlite_url, pool_dir="off")
+    restarted = open_hub(db_url, **files)
+    cold = open_hub(db_url, pool_dir="off")
     try:
         got = _answers(restarted)
         assert restarted.files.loaded_cursor == saved_cursor  # it really started from the files
@@ -305,3 +308,14 @@ def test_two_real_hub_processes_sharing_one_pool_directory_answer_identically(tm
         a, b = answers()
         assert a == b
         assert all(m["item"] != str(ids["b"]) for r in a for m in r["matches"])
+
+
+def test_where_pool_files_live() -> None:
+    assert pool_dir(HubSettings(db="sqlite:////srv/hub.db")) == Path("/srv/hub.db.pool")
+    assert pool_dir(HubSettings(db="/srv/hub.db")) == Path("/srv/hub.db.pool")
+    assert pool_dir(HubSettings(db="sqlite://")) is None  # in memory: nothing to sit beside
+    assert pool_dir(HubSettings(db="postgresql+psycopg://hub@db/hub")) is None
+    assert pool_dir(
+        HubSettings(db="postgresql+psycopg://hub@db/hub", pool_dir="/var/lib/hashhub/pool")
+    ) == Path("/var/lib/hashhub/pool")
+    assert pool_dir(HubSettings(db="sqlite:////srv/hub.db", pool_dir="off")) is None
