@@ -28,7 +28,7 @@ from hashhub.hub.core import Hub
 from hashhub.hub.errors import Forbidden, Invalid
 from hashhub.hub.models import changes, fingerprints, items
 from hashhub.hub.schemas import ItemIn
-from hashhub.signals import HexDigestSignal
+from hashhub.signals import HexDigestSignal, SignalType
 
 _LOOKUP_CHUNK = 2000
 _ROWS = TypeAdapter(list[ItemIn])
@@ -50,12 +50,16 @@ class Row:
     fingerprints: dict[str, str]
     quality: dict[str, int]
     fp_key: int
+    #: `shown()` as JSON without its braces, rendered when the row is parsed (see `documents.assemble`)
+    body: bytes = b""
 
     def fields(self, item_id: int, list_name: str, contributor: str) -> dict[str, Any]:
+        return {"id": str(item_id), "list": list_name, "contributor": contributor, **self.shown()}
+
+    def shown(self) -> dict[str, Any]:
+        """The contributor-given part of the item's document, in document order."""
+        present = _PRESENTERS
         out = {
-            "id": str(item_id),
-            "list": list_name,
-            "contributor": contributor,
             "external_id": self.external_id,
             "content_type": self.content_type,
             "classification": {"scheme": self.scheme, "value": self.classification},
@@ -66,7 +70,9 @@ class Row:
             },
             "labels": self.labels,
             # Shown as each type presents itself (vPDQ: its frame list), as in DESIGN.md's item shape.
-            "fingerprints": {name: signals.get(name).present(v) for name, v in self.fingerprints.items()},
+            "fingerprints": {
+                name: present[name](v) if name in present else v for name, v in self.fingerprints.items()
+            },
         }
         if self.quality:
             out["quality"] = self.quality
@@ -81,11 +87,17 @@ def fingerprint_key(fps: dict[str, str]) -> int:
 
 _LOWER_HEX = re.compile(r"[0-9a-f]*")
 Parser = tuple[str, Callable[[object], object]]
+#: signal name -> `present` for the types whose shown value is not their stored text (vPDQ), filled
+#: as names are first parsed: most fingerprints then cost no call at all when a document is rendered.
+_PRESENTERS: dict[str, Callable[[str], object]] = {}
+_IDENTITY = SignalType.present.__func__  # type: ignore[attr-defined]
 
 
 def _parser(name: str) -> Parser:
     """(canonical name, value parser) for a signal name as sent; SignalError for a bad name."""
     signal = signals.get(name)
+    if signal.present.__func__ is not _IDENTITY:  # type: ignore[attr-defined]
+        _PRESENTERS[signal.name] = signal.present
     if signal.parse.__func__ is not HexDigestSignal.parse.__func__:  # type: ignore[attr-defined]
         return signal.name, signal.parse
     length = signal.hex_length
@@ -137,7 +149,7 @@ def _canonical(index: int, item: ItemIn, cache: _BatchCache) -> Row:
             raise ValueError(f"fingerprints: {canonical_name} is given twice")
         fps[canonical_name] = canonical if isinstance(canonical, str) else orjson.dumps(canonical).decode()
     quality = {}
-    for name, value in item.get("quality", {}).items():
+    for name, value in item.get("quality", _EMPTY).items():
         if name not in fps:
             raise ValueError(f"quality: {name!r} has no fingerprint in this item")
         if not 0 <= value <= 100:
@@ -145,9 +157,9 @@ def _canonical(index: int, item: ItemIn, cache: _BatchCache) -> Row:
         quality[name] = value
     grade = item["classification"]
     scheme, value = cache.grade(grade["scheme"], grade["value"])
-    verification = item.get("verification", {})
+    verification = item.get("verification", _EMPTY)
     verified_at = verification.get("verified_at")
-    return Row(
+    row = Row(
         index=index,
         external_id=item.get("external_id"),
         content_type=item.get("content_type", "image"),
@@ -156,15 +168,88 @@ def _canonical(index: int, item: ItemIn, cache: _BatchCache) -> Row:
         reviewers=verification.get("reviewers", 0),
         verified_by=verification.get("verified_by", []),
         verified_at=documents.iso(verified_at.timestamp()) if verified_at else None,
-        labels=item.get("labels", {}),
+        labels=item.get("labels", _EMPTY),
         fingerprints=dict(sorted(fps.items())),
         quality=quality,
         fp_key=fingerprint_key(fps),
     )
+    row.body = orjson.dumps(row.shown())[1:-1]
+    return row
+
+
+_EMPTY: dict[str, Any] = {}  # never mutated: the default of an absent optional mapping
+_NOBODY: list[str] = []  # never mutated, like _EMPTY
+_CONTENT_TYPES = ("image", "video")
+_LABEL_TYPES = frozenset((str, int, float, bool, type(None)))
+
+
+def _text_ok(value: object, longest: int) -> bool:
+    return type(value) is str and 0 < len(value) <= longest
+
+
+def _plain_shape(row: object) -> bool:
+    """Whether `row` is certainly an `ItemIn` that pydantic would pass through unchanged.
+
+    Exact types and limits only, no coercion: a row this says no to is not necessarily wrong, it
+    goes to pydantic, which converts what it may and words the error for what it may not. Nearly
+    every row of a real batch or file is plain, and this check costs a fraction of pydantic's."""
+    if type(row) is not dict:
+        return False
+    ext = row.get("external_id")
+    if ext is not None and not _text_ok(ext, 200):
+        return False
+    if row.get("content_type", "image") not in _CONTENT_TYPES:
+        return False
+    grade = row.get("classification")
+    if type(grade) is not dict or not (
+        _text_ok(grade.get("scheme"), 64) and _text_ok(grade.get("value"), 64)
+    ):
+        return False
+    fps = row.get("fingerprints")
+    if type(fps) is not dict or not 0 < len(fps) <= 32:
+        return False
+    return _plain_verification(row.get("verification", _EMPTY)) and _plain_extras(row)
+
+
+def _plain_verification(ver: object) -> bool:
+    if type(ver) is not dict:
+        return False
+    reviewers = ver.get("reviewers", 0)
+    if type(reviewers) is not int or not 0 <= reviewers <= 1000:
+        return False
+    if ver.get("verified_at") is not None:  # a date: pydantic parses it
+        return False
+    by = ver.get("verified_by", _NOBODY)
+    return type(by) is list and len(by) <= 50 and all(type(v) is str and len(v) <= 200 for v in by)
+
+
+def _plain_extras(row: dict[str, Any]) -> bool:
+    labels = row.get("labels", _EMPTY)
+    if (
+        type(labels) is not dict
+        or len(labels) > 64
+        or not all(type(v) in _LABEL_TYPES for v in labels.values())
+    ):
+        return False
+    quality = row.get("quality", _EMPTY)
+    return type(quality) is dict and len(quality) <= 32 and all(type(v) is int for v in quality.values())
 
 
 def _validate_shapes(rows: Sequence[object]) -> tuple[list[ItemIn | None], dict[int, str]]:
-    """Check every row's shape in one pydantic call (fast); per-row messages for the bad ones."""
+    """Every row's shape: plain rows as they are, the rest through pydantic in one call; per-row
+    messages for the bad ones."""
+    shaped: list[Any] = [r if _plain_shape(r) else None for r in rows]
+    odd = [i for i, r in enumerate(shaped) if r is None]
+    if not odd:
+        return shaped, {}
+    checked, errors = _pydantic_shapes([rows[i] for i in odd])
+    for i, row in zip(odd, checked, strict=True):
+        shaped[i] = row
+    return shaped, {odd[j]: message for j, message in errors.items()}
+
+
+def _pydantic_shapes(rows: Sequence[object]) -> tuple[list[ItemIn | None], dict[int, str]]:
+    """Check rows' shapes in one pydantic call; per-row messages for the bad ones."""
     try:
         return list(_ROWS.validate_python(rows)), {}
     except ValidationError as exc:
@@ -194,6 +279,28 @@ def parse_rows(
     return good, rejected
 
 
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A list the caller may write to, and the grading schemes rows are checked against."""
+
+    list_id: int
+    list_name: str
+    schemes: dict[str, grading.Scheme]
+
+
+def target(hub: Hub, principal: auth.Principal, list_name: str) -> Target:
+    """The write target for `principal`, or Forbidden; read fresh for every batch, so a grant
+    revoked or a scheme added during a long import applies from the next batch on."""
+    principal.require("contributor")
+    with db.read(hub.engine) as conn:
+        writable = auth.granted_lists(conn, principal.org_id, write=True)
+        list_id = orgs.list_id(conn, list_name) if isinstance(list_name, str) else None
+        schemes = orgs.load_schemes(conn)
+    if list_id is None or list_id not in writable:
+        raise Forbidden(f"Organisation {principal.org!r} may not write to list {list_name!r}.")
+    return Target(list_id, list_name, schemes)
+
+
 def submit(
     hub: Hub,
     principal: auth.Principal,
@@ -209,23 +316,37 @@ def submit(
         raise Invalid("'items' must be a list of item objects.")
     if len(rows) > hub.settings.max_batch:
         raise Invalid(f"A batch holds at most {hub.settings.max_batch} items; this one has {len(rows)}.")
-    with db.read(hub.engine) as conn:
-        writable = auth.granted_lists(conn, principal.org_id, write=True)
-        list_id = orgs.list_id(conn, list_name) if isinstance(list_name, str) else None
-        schemes = orgs.load_schemes(conn)
-    if list_id is None or list_id not in writable:
-        raise Forbidden(f"Organisation {principal.org!r} may not write to list {list_name!r}.")
-    good, rejected = parse_rows(rows, schemes)
+    where = target(hub, principal, list_name)
+    good, rejected = parse_rows(rows, where.schemes)
+    result = submit_parsed(hub, principal, where, good, rejected, len(rows), partial=partial, actor=actor)
+    result["items"] = [{"index": r.index, "id": str(i)} for r, i in zip(good, result.pop("ids"), strict=True)]
+    return result
+
+
+def submit_parsed(
+    hub: Hub,
+    principal: auth.Principal,
+    where: Target,
+    good: list[Row],
+    rejected: list[dict[str, Any]],
+    total: int,
+    *,
+    partial: bool = False,
+    actor: str | None = None,
+) -> dict[str, Any]:
+    """Write rows `parse_rows` made of a batch of `total` (the importer parses the next batch
+    in another thread meanwhile); the result is `submit`'s with `ids` (one per good row) in
+    place of `items`."""
     if rejected and not partial:
         raise Invalid(
-            f"{len(rejected)} of {len(rows)} items were rejected, so none were written "
+            f"{len(rejected)} of {total} items were rejected, so none were written "
             "(fix them, or send ?partial=true to write the valid ones).",
             rejected=rejected,
         )
-    written = write_rows(hub, principal, list_id, list_name, good, actor=actor or principal.org)
+    written = write_rows(hub, principal, where.list_id, where.list_name, good, actor=actor or principal.org)
     return {
         "accepted": len(good),
-        "items": [{"index": r.index, "id": str(i)} for r, i in zip(good, written["ids"], strict=True)],
+        "ids": written["ids"],
         "rejected": rejected,
         "created": written["created"],
         "updated": written["updated"],
@@ -293,13 +414,14 @@ def write_rows(
         change_rows: list[tuple] = []
         updated: set[int] = set()
         cursor = head
+        head_json = documents.head(list_name, principal.org)
         for item_id, row, old in [*((i, r, None) for i, r in new_rows), *updates]:
             status = "active" if old is None or old.status == "withdrawn" else old.status
             created = now if old is None else old.created_at
-            fields = row.fields(item_id, list_name, principal.org)
-            if old is not None and old.status != "withdrawn" and _same_fields(old.doc, fields):
+            unchanged = old is not None and old.status != "withdrawn"
+            if unchanged and _same_fields(old.doc, row.fields(item_id, list_name, principal.org)):
                 continue  # same content resubmitted: nothing changes, no feed entry
-            doc = documents.render(fields, status=status, created_at=created, updated_at=now)
+            doc = documents.assemble(item_id, head_json, row.body, status, created, now)
             cursor += 1
             item_rows.append(
                 (

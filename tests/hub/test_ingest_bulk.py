@@ -1,0 +1,140 @@
+"""The bulk ingest path: plain rows skip pydantic, documents are assembled from parts, and
+`hashhub hub import` parses the next batch in a second thread while the current one is written.
+
+None of it may change what a user sees: the same rows are accepted or rejected with the same
+reasons, the same documents reach the feed, and an import that fails leaves no thread behind.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from tests.hub.conftest import item, md5_of, pdq_of, populate
+
+from hashhub import db, grading
+from hashhub.hub import documents, heads, importer, ingest, orgs
+from hashhub.hub.core import Hub
+from hashhub.hub.errors import Forbidden, Invalid
+from hashhub.hub.feed import FeedFilter, read
+
+_labels = st.dictionaries(
+    st.text(max_size=8), st.one_of(st.text(max_size=8), st.integers(), st.booleans(), st.none()), max_size=3
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    item_id=st.integers(1, 2**53),
+    list_name=st.text(min_size=1, max_size=12),
+    contributor=st.text(min_size=1, max_size=12),
+    external=st.one_of(st.none(), st.text(min_size=1, max_size=20)),
+    labels=_labels,
+    created=st.floats(0, 4e9),
+    updated=st.floats(0, 4e9),
+    status=st.sampled_from(["active", "disputed"]),
+)
+def test_assembled_documents_are_byte_for_byte_the_rendered_ones(
+    item_id: int,
+    list_name: str,
+    contributor: str,
+    external: str | None,
+    labels: dict[str, Any],
+    created: float,
+    updated: float,
+    status: str,
+) -> None:
+    raw = {**item(1), "external_id": external, "labels": labels}
+    (row,), rejected = ingest.parse_rows([raw], dict(grading.builtin_schemes()))
+    assert rejected == []
+    fields = row.fields(item_id, list_name, contributor)
+    rendered = documents.render(fields, status=status, created_at=created, updated_at=updated)
+    head = documents.head(list_name, contributor)
+    assert documents.assemble(item_id, head, row.body, status, created, updated) == rendered
+
+
+def test_rows_pydantic_would_convert_are_still_converted_and_bad_ones_named(hub: Hub) -> None:
+    populate(hub)
+    me = orgs.acting_as(hub.engine, "iwf")
+    rows: list[Any] = [
+        item(1),
+        {**item(2), "verification": {"reviewers": "3", "verified_at": "2026-01-02T03:04:05Z"}},
+        {**item(3), "external_id": ""},  # too short: pydantic's message, with its index
+        {**item(4), "labels": {"source": "hotline", "n": 2, "ok": True}},
+        {**item(5), "content_type": "audio"},
+        ["not", "an", "item"],
+    ]
+    result = ingest.submit(hub, me, "verified", rows, partial=True)
+    assert [r["index"] for r in result["items"]] == [0, 1, 3]
+    errors = {r["index"]: r["error"] for r in result["rejected"]}
+    assert set(errors) == {2, 4, 5}
+    assert errors[2].startswith("external_id") and "at least 1 character" in errors[2]
+    assert errors[4].startswith("content_type")
+    docs = {d["external_id"]: d for d in _feed_items(hub)}
+    assert docs["ext-2"]["verification"]["reviewers"] == 3
+    assert docs["ext-2"]["verification"]["verified_at"] == "2026-01-02T03:04:05Z"
+    assert docs["ext-4"]["labels"] == {"source": "hotline", "n": 2, "ok": True}
+    assert docs["ext-1"]["fingerprints"] == {"md5": md5_of(1), "pdq": pdq_of(1)}
+
+
+def _feed_items(hub: Hub) -> list[dict[str, Any]]:
+    plat = orgs.acting_as(hub.engine, "plat")
+    page = orjson.loads(read(hub, plat, 0, 1000, FeedFilter()))
+    with db.read(hub.engine) as conn:
+        assert page["next"] == heads.current(conn)
+    cursors = [c["cursor"] for c in page["changes"]]
+    assert cursors == sorted(set(cursors))  # strictly increasing
+    return [c["item"] for c in page["changes"]]
+
+
+def _write_ndjson(path: Path, lines: list[bytes]) -> Path:
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return path
+
+
+def test_import_in_many_batches_numbers_rows_and_writes_each_batch_in_order(hub: Hub, tmp_path: Path) -> None:
+    populate(hub)
+    lines = [orjson.dumps(item(n)) for n in range(25)]
+    lines[7] = b"{not json"
+    lines[18] = orjson.dumps({**item(18), "classification": {"scheme": "industry", "value": "Z9"}})
+    lines.append(orjson.dumps(item(3)))  # the same external id again, last: an update of row 4's item
+    seen: list[int] = []
+    report = importer.import_file(
+        hub,
+        _write_ndjson(tmp_path / "items.ndjson", lines),
+        "iwf",
+        "verified",
+        batch_size=4,
+        progress=seen.append,
+    )
+    assert report.rows == 26 and report.rejected_count == 2
+    assert [r["row"] for r in report.rejected] == [8, 19]
+    assert report.created == 23 and report.unchanged == 1
+    assert seen == sorted(seen) and seen[-1] == (tmp_path / "items.ndjson").stat().st_size
+    docs = _feed_items(hub)
+    assert [d["external_id"] for d in docs] == [f"ext-{n}" for n in range(25) if n not in (7, 18)]
+
+
+def test_a_failing_import_stops_its_parsing_thread(hub: Hub, tmp_path: Path) -> None:
+    populate(hub)
+    lines = [orjson.dumps(item(n)) for n in range(40)]
+    lines[9] = orjson.dumps({**item(9), "fingerprints": {"md5": "xyz"}})
+    path = _write_ndjson(tmp_path / "items.ndjson", lines)
+    with pytest.raises(Invalid) as failed:
+        importer.import_file(hub, path, "iwf", "verified", batch_size=4, strict=True)
+    assert [r["index"] for r in failed.value.extra["rejected"]] == [10]
+    assert [d["external_id"] for d in _feed_items(hub)] == [f"ext-{n}" for n in range(8)]
+    assert not [t for t in threading.enumerate() if t.name == "hashhub-import-parse"]
+
+
+def test_an_import_refused_up_front_reads_nothing(hub: Hub, tmp_path: Path) -> None:
+    populate(hub)
+    path = _write_ndjson(tmp_path / "items.ndjson", [orjson.dumps(item(1))])
+    with pytest.raises(Forbidden, match="may not write"):
+        importer.import_file(hub, path, "iwf", "restricted")
+    assert _feed_items(hub) == []
