@@ -10,6 +10,10 @@ Clusters: items sharing an exact fingerprint, or with PDQ hashes within `cluster
 other, are linked; a cluster is a connected group of links (union-find). Linking depends only on the
 set of live items, not on arrival order, so every process derives the same clusters. Withdrawing or
 changing an item recomputes its old cluster without it.
+
+Storage: per-item facts and clusters are numpy columns indexed by item id (hub/columns.py), never a
+Python object per item, so a pool can be saved and memory-mapped back by every process
+(hub/poolfile.py); `stats()` counts the dashboard's figures from the same columns.
 """
 
 from __future__ import annotations
