@@ -319,3 +319,20 @@ def test_where_pool_files_live() -> None:
         HubSettings(db="postgresql+psycopg://hub@db/hub", pool_dir="/var/lib/hashhub/pool")
     ) == Path("/var/lib/hashhub/pool")
     assert pool_dir(HubSettings(db="sqlite:////srv/hub.db", pool_dir="off")) is None
+
+
+def test_an_unusable_pool_directory_is_logged_and_the_hub_serves_from_memory(
+    sqlite_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    hub = open_hub(sqlite_url, pool_dir=str(blocker / "pool"), pool_save_min_items=0)
+    try:
+        ids = _first_items(hub)
+        with caplog.at_level(logging.WARNING, logger="hashhub.hub.poolfile"):
+            hub.refresh()
+        assert any("unusable" in r.message for r in caplog.records), caplog.text
+        ((found, _),) = hub.pool.near("md5", [md5_of("shared")], 0)
+        assert sorted(found.tolist()) == sorted([ids["a"], ids["d"]])
+    finally:
+        hub.close()

@@ -259,6 +259,9 @@ def current_snapshot(directory: Path) -> Path | None:
         name = (directory / _CURRENT).read_text().strip()
     except FileNotFoundError:
         return None
+    except OSError as e:  # unreadable: the caller builds from the database (and says so)
+        log.warning("pool files in %s unusable (%s)", directory, e)
+        return None
     return directory / name if name else None
 
 
@@ -368,6 +371,20 @@ class PoolFiles:
         pool = self._load()
         if pool is not None:
             return self._caught_up(pool)
+        try:
+            return self._build_and_save()
+        except OSError as e:  # e.g. a read-only or full disk: serve anyway, from memory
+            log.warning(
+                "pool files in %s unusable (%s); building the pool from the database", self.directory, e
+            )
+            self.directory = None
+            return self._caught_up(hub.new_pool())
+
+    def _build_and_save(self) -> Pool:
+        """Build from the database under the lock (processes starting together build once: the
+        others wait, then load the saved files), save, and serve from the files."""
+        hub = self._hub
+        assert self.directory is not None
         with _locked(self.directory, wait=True):
             pool = self._load()  # another process may have built and saved while we waited
             if pool is not None:
@@ -378,7 +395,11 @@ class PoolFiles:
                 < hub.settings.pool_save_min_items
             ):
                 return pool
-            if _save_locked(pool, hub.engine, self.directory) is None:
+            try:
+                if _save_locked(pool, hub.engine, self.directory) is None:
+                    return pool
+            except OSError as e:
+                log.warning("pool not saved in %s (%s); serving the pool built in memory", self.directory, e)
                 return pool
         # Serve from the mapped files rather than the freshly built arrays: shared, not private.
         loaded = self._load()
