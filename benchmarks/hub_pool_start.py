@@ -45,7 +45,7 @@ GRADE = {"scheme": "industry", "value": "A1"}
 WARM_QUERIES = 200
 
 
-def write_items(path: Path, count: int, seed: int = 7) -> list[str]:
+def write_items(path: Path, count: int, seed: int = 7, prefix: str = "s") -> list[str]:
     """N random PDQ+MD5 items, one NDJSON line each; returns some of the listed PDQs."""
     rng = np.random.default_rng(seed)
     sample: list[str] = []
@@ -57,7 +57,7 @@ def write_items(path: Path, count: int, seed: int = 7) -> list[str]:
             rows = (
                 orjson.dumps(
                     {
-                        "external_id": f"s-{start + i}",
+                        "external_id": f"{prefix}-{start + i}",
                         "classification": GRADE,
                         "fingerprints": {"pdq": pdqs[i].tobytes().hex(), "md5": md5s[i].tobytes().hex()},
                     }
@@ -127,6 +127,21 @@ class Server:
         stop(self.proc)
 
 
+def import_file(path: Path, db: str, env: dict[str, str]) -> float:
+    """`hashhub hub import` of an NDJSON file (then deleted); returns the seconds it took."""
+    started = time.perf_counter()
+    imported = subprocess.run(
+        [*HASHHUB, "hub", "import", str(path), "--org", "contrib", "--list", "verified"],
+        env={**env, "HASHHUB_DB": db},
+        capture_output=True,
+        text=True,
+    )
+    if imported.returncode != 0:
+        raise SystemExit(f"import failed: {imported.stderr[-3000:]}")
+    path.unlink()
+    return round(time.perf_counter() - started, 1)
+
+
 def prepare(tmp: Path, items: int, env: dict[str, str], out: dict[str, Any]) -> tuple[str, str, list[str]]:
     """The imported database in `tmp` (made once; a later run with the same folder reuses it) with
     no pool files yet; returns its URL, a member's key and some listed PDQs."""
@@ -136,6 +151,7 @@ def prepare(tmp: Path, items: int, env: dict[str, str], out: dict[str, Any]) -> 
     if ready.exists():
         saved = json.loads(ready.read_text())
         if saved["items"] == items:
+            out["items_in_database"] = items + saved.get("later", 0)  # earlier runs' --later items
             return db, saved["member"], saved["listed"]
     for stale in tmp.glob("hub.db*"):
         stale.unlink()
@@ -147,17 +163,7 @@ def prepare(tmp: Path, items: int, env: dict[str, str], out: dict[str, Any]) -> 
     finally:
         hub.close()
     listed = write_items(tmp / "items.ndjson", items)
-    started = time.perf_counter()
-    imported = subprocess.run(
-        [*HASHHUB, "hub", "import", str(tmp / "items.ndjson"), "--org", "contrib", "--list", "verified"],
-        env={**env, "HASHHUB_DB": db},
-        capture_output=True,
-        text=True,
-    )
-    if imported.returncode != 0:
-        raise SystemExit(f"import failed: {imported.stderr[-3000:]}")
-    out["import_s"] = round(time.perf_counter() - started, 1)
-    (tmp / "items.ndjson").unlink()
+    out["import_s"] = import_file(tmp / "items.ndjson", db, env)
     ready.write_text(json.dumps({"items": items, "member": member, "listed": listed}))
     return db, member, listed
 
@@ -209,6 +215,9 @@ def main() -> None:
         "--reuse", type=Path, help="keep the imported database in this folder and reuse it next time"
     )
     parser.add_argument("--workers", type=int, default=0, help="also measure `hub serve --workers N`")
+    parser.add_argument(
+        "--later", type=int, default=20_000, help="items imported after the snapshot, before a last restart"
+    )
     opts = parser.parse_args()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HASHHUB_")}
     out: dict[str, Any] = {
@@ -260,6 +269,19 @@ def main() -> None:
             first.close()
             if second is not None:
                 second.close()
+        if opts.later:  # changes after the snapshot: a restart maps the files and replays these
+            later = write_items(tmp / "later.ndjson", opts.later, seed=11, prefix=f"later{time.time_ns()}")
+            import_file(tmp / "later.ndjson", db, env)
+            ready = json.loads((tmp / "prepared.json").read_text())
+            ready["later"] = ready.get("later", 0) + opts.later
+            (tmp / "prepared.json").write_text(json.dumps(ready))
+            again = Server(db, opts.port + 4, tmp / "again.log", env, member)
+            try:
+                out[f"restart_after_{opts.later}_changes_s"] = again.wait_first_match(later[0])
+                out[f"restart_after_{opts.later}_changes_pool_load_s"] = again.loaded_in()
+                out["later_items_found"] = all(again.match(p)["results"][0]["matches"] for p in later[:50])
+            finally:
+                again.close()
         if opts.workers:  # one `hub serve --workers N`: a supervisor and N workers on the files
             many = Server(db, opts.port + 3, tmp / "workers.log", env, member, "--workers", str(opts.workers))
             try:

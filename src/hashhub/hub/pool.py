@@ -173,38 +173,32 @@ class Pool:
         """Dashboard counts from the columns alone (no database query): live items by list,
         contributor, grade and signal, all items by status, and live items created per day over
         the last STATS_DAYS days (UTC, oldest first, days without items included as 0)."""
+        from hashhub.hub import pool_stats  # numba: loaded on first use, as the indexes do
+
+        today = int((time.time() if now is None else now) // _DAY)
+        first = today - STATS_DAYS + 1
         with self.lock:
-            n = self.cols.size
-            status = self._col("status")[:n]
-            live = self._live_mask(n)
+            counts = pool_stats.count(self.cols, first, STATS_DAYS)
+            lists, orgs, grades = dict(self.list_names), dict(self.org_names), list(self.grades)
+            bits = dict(self.signal_bits)
 
-            def counts(column: str, names: Callable[[int], str]) -> dict[str, int]:
-                found = np.bincount(self._col(column)[:n][live].astype(np.int64))
-                return {names(k): int(v) for k, v in enumerate(found.tolist()) if v}
+        def named(found: np.ndarray, name: Callable[[int], str]) -> dict[str, int]:
+            return {name(k): int(v) for k, v in enumerate(found.tolist()) if v}
 
-            by_status = np.bincount(status.astype(np.int64), minlength=len(STATUS) + 1)
-            bits = self._col("signals")[:n][live]
-            today = int((time.time() if now is None else now) // _DAY)
-            first = today - STATS_DAYS + 1
-            days = self._col("day")[:n][live].astype(np.int64)
-            recent = days[(days >= first) & (days <= today)] - first
-            per_day = np.bincount(recent, minlength=STATS_DAYS)
-            return {
-                "items": int(np.count_nonzero(live)),
-                "by_status": {name: int(by_status[code]) for name, code in STATUS.items()},
-                "by_list": counts("list", lambda k: self.list_names.get(k, str(k))),
-                "by_contributor": counts("contributor", lambda k: self.org_names.get(k, str(k))),
-                "by_grade": counts("grade", lambda k: "{scheme}:{value}".format(**self.grades[k])),
-                "by_signal": {
-                    name: c
-                    for name, bit in self.signal_bits.items()
-                    if (c := int(np.count_nonzero(bits & np.uint64(bit))))
-                },
-                "per_day": [
-                    [time.strftime("%Y-%m-%d", time.gmtime((first + d) * _DAY)), int(c)]
-                    for d, c in enumerate(per_day.tolist())
-                ],
-            }
+        return {
+            "items": counts.live,
+            "by_status": {name: int(counts.by_status[code]) for name, code in STATUS.items()},
+            "by_list": named(counts.by_list, lambda k: lists.get(k, str(k))),
+            "by_contributor": named(counts.by_contributor, lambda k: orgs.get(k, str(k))),
+            "by_grade": named(counts.by_grade, lambda k: "{scheme}:{value}".format(**grades[k])),
+            "by_signal": {
+                name: c for name, bit in bits.items() if (c := int(counts.by_bit[bit.bit_length() - 1]))
+            },
+            "per_day": [
+                [time.strftime("%Y-%m-%d", time.gmtime((first + d) * _DAY)), int(c)]
+                for d, c in enumerate(counts.per_day.tolist())
+            ],
+        }
 
     # -- following the change log ------------------------------------------------------------
 
