@@ -14,6 +14,7 @@ from hashhub.hub import compat, indexes
 from hashhub.hub import match as match_service
 from hashhub.hub.api import admin, health, items, match, sync
 from hashhub.hub.api.deps import json_response
+from hashhub.hub.api.fastlane import FastLane
 from hashhub.hub.core import Hub
 from hashhub.hub.errors import HubError
 from hashhub.hub.settings import HubSettings
@@ -44,6 +45,8 @@ def create_app(settings: HubSettings | None = None, hub: Hub | None = None) -> F
         app.include_router(module.router)
     compat.include(app)  # NCMEC v2 and StopNCII v1 for the peers' own clients
     _error_handlers(app)
+    # Innermost of the middlewares: the hottest route skips FastAPI's routing (see fastlane.py).
+    app.add_middleware(FastLane, fastapi_app=app, endpoints=[match.match_fingerprints])
     from hashhub.ops.apps import install_hub  # limits, rate limits, metrics, JSON request logs
 
     install_hub(app, hub)

@@ -39,7 +39,10 @@ class JsonFormatter(logging.Formatter):
         }
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
-            entry.update({k: redact(v) if isinstance(v, str) else v for k, v in fields.items()})
+            if getattr(record, "fields_are_safe", False):  # the request log's own, checked fields
+                entry.update(fields)
+            else:
+                entry.update({k: redact(v) if isinstance(v, str) else v for k, v in fields.items()})
         if record.exc_info:
             entry["error"] = redact(self.formatException(record.exc_info))
         return orjson.dumps(entry, default=str).decode()
@@ -66,8 +69,23 @@ def configure(level: int = logging.INFO) -> None:
         uvicorn_access.addFilter(_DropUvicornAccess())
 
 
+_SAFE_METHOD = re.compile(r"[A-Z]{1,16}")
+_SAFE_KEY_ID = re.compile(r"[0-9a-z]{1,16}")  # key ids are 12 hex; the agent's one is "agent"
+_access = logging.getLogger(ACCESS_LOGGER)
+
+
 def log_request(method: str, route: str, status: int, seconds: float, key_id: str | None) -> None:
-    fields = {"method": method, "route": route, "status": status, "duration_ms": round(seconds * 1000, 2)}
+    """One line per request. `route` is a template from our own routes (or "<unmatched>"), never a
+    path; the method and key id are checked for their shapes here, so the formatter need not scan
+    these fields for secrets on every request."""
+    if not _access.isEnabledFor(logging.INFO):
+        return
+    fields = {
+        "method": method if _SAFE_METHOD.fullmatch(method) else "OTHER",
+        "route": route,
+        "status": status,
+        "duration_ms": round(seconds * 1000, 2),
+    }
     if key_id:
-        fields["key_id"] = key_id
-    logging.getLogger(ACCESS_LOGGER).info("request", extra={"fields": fields})
+        fields["key_id"] = key_id if _SAFE_KEY_ID.fullmatch(key_id) else "<other>"
+    _access.info("request", extra={"fields": fields, "fields_are_safe": True})

@@ -7,6 +7,7 @@ ids reach the metrics and the number of series stays bounded.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -23,6 +24,7 @@ class Metrics:
         sync_lag: Callable[[], float] | None = None,
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self.requests = Counter(
             "hashhub_http_requests",
             "HTTP requests answered, by route template, method and status.",
@@ -47,8 +49,15 @@ class Metrics:
             lag.set_function(sync_lag)
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
-        self.requests.labels(route, method, str(status)).inc()
-        self.latency.labels(route, method).observe(seconds)
+        # The labelled children are looked up once per series (labels() costs more than inc()).
+        series = self._series.get((route, method, status))
+        if series is None:
+            series = self._series[(route, method, status)] = (
+                self.requests.labels(route, method, str(status)),
+                self.latency.labels(route, method),
+            )
+        series[0].inc()
+        series[1].observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

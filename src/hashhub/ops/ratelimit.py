@@ -41,6 +41,7 @@ class TokenBuckets:
         self.burst_seconds = burst_seconds
         self._state: dict[str, tuple[float, float]] = {}  # bucket -> (tokens, monotonic time)
         self._lock = threading.Lock()
+        self._next_prune = 0.0
 
     def rate_for(self, roles: frozenset[str]) -> float:
         """The most generous rate among the roles (0 = unlimited wins)."""
@@ -63,8 +64,11 @@ class TokenBuckets:
             return (1.0 - tokens) / rate
 
     def _prune(self, now: float) -> None:
-        if len(self._state) <= MAX_BUCKETS:
+        # At most once per burst_seconds: a scan on every call once the table is full would make
+        # each request O(buckets).
+        if len(self._state) <= MAX_BUCKETS or now < self._next_prune:
             return
+        self._next_prune = now + self.burst_seconds
         # A bucket idle for burst_seconds is full again, so forgetting it changes nothing.
         stale = [b for b, (_, last) in self._state.items() if now - last > self.burst_seconds]
         for bucket in stale:
