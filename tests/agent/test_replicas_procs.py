@@ -126,6 +126,7 @@ def test_two_agent_processes_share_one_store(tmp_path: Path) -> None:
         _until(lambda: a.status()["items"] == 30 and b.status()["items"] == 30, 30)
         roles = {a.url: a.status()["replica"], b.url: b.status()["replica"]}
         assert sorted(roles.values()) == ["follower", "leader"], roles
+        assert httpx.get(f"{a.url}/healthz").json()["replica"] == roles[a.url]  # no key needed
         leader, follower = (a, b) if roles[a.url] == "leader" else (b, a)
         leader_proc = proc_a if leader is a else proc_b
 

@@ -42,7 +42,8 @@ def create_app(runtime: AgentRuntime, *, background_sync: bool = True) -> FastAP
 
     @app.get("/healthz", tags=["status"])
     def healthz() -> dict[str, Any]:
-        return {"ok": True, "role": "agent", "items": len(runtime.scanner.matcher)}
+        # `replica`: leader (syncs for every replica on the store), follower or standalone
+        return {"ok": True, "role": "agent", "items": len(runtime.matcher), "replica": runtime.role}
 
     @app.exception_handler(ReviewNotFound)
     async def _not_found(_r: Request, exc: ReviewNotFound) -> JSONResponse:
