@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.hub_sync import batches
 from tests.agent.procs import HASHHUB, env, free_port
 
+from hashhub import db as hashhub_db
 from hashhub import servers
 from hashhub.hub import feedback, ingest, orgs
 from hashhub.hub.core import Hub
@@ -143,15 +144,16 @@ def built(directory: Path, total: int, db: str | None = None) -> dict[str, Any]:
 
 
 def fresh_key(db: str, org: str, role: str) -> str:
-    """A new key of `org` (created with `role` if missing); build.json keeps only two keys."""
-    hub = Hub(HubSettings(db=db))
+    """A new key of `org` (created with `role` if missing); build.json keeps only two keys. Only
+    the engine is opened: a `Hub` would load its whole pool for nothing."""
+    engine = hashhub_db.create_engine(db)
     try:
         try:
-            return orgs.create_org(hub.engine, org, [role])["api_key"]
+            return orgs.create_org(engine, org, [role])["api_key"]
         except HubError:  # it exists: issue another key
-            return orgs.create_key(hub.engine, org)["api_key"]
+            return orgs.create_key(engine, org)["api_key"]
     finally:
-        hub.close()
+        engine.dispose()
 
 
 def measure_pages(facts: dict[str, Any], rounds: int, log: Path) -> dict[str, Any]:
