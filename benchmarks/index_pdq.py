@@ -98,8 +98,7 @@ class Hashhub(Engine):
     def nbytes(self) -> int:
         """Bytes of every array the index holds (codes, ids, tombstones, tables)."""
         main = self.ix._main
-        t = main.tables
-        tables = t.offsets.nbytes + t.lows.nbytes + t.rows.nbytes if t is not None else 0
+        tables = main.tables.nbytes if main.tables is not None else 0
         return main.ids.nbytes + main.codes.nbytes + main.alive.nbytes + tables
 
 

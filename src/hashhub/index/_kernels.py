@@ -18,16 +18,18 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-# Ten chunks (six of 26 bits, four of 25) partition the 256 bits. Ten is the most tables whose row
-# lists fit the 1 GB budget at 10M codes, and more tables mean smaller per-table radii at R=31: two
-# tables probed within 3 bits and eight within 2, about 4,400 bucket probes a query.
-CHUNK_WIDTHS = np.array([26] * 6 + [25] * 4, np.int64)
+# Eleven chunks (three of 24 bits, eight of 23) partition the 256 bits. At R=31 the refined pigeonhole
+# (sum of t_j + 1 = R + 1) probes ten chunks within 2 bits and one within 1: about 1,300 bucket probes
+# and 2,500 candidate rows a query at 10M. Ten chunks of 25/26 bits need two tables probed within 3
+# bits (3,200 probes, 1,700 candidates): measured the same speed at 10M, a slower build (24 s against
+# 11 s), 40 MB less. Twelve chunks would triple the candidates, each a random 32-byte code read.
+CHUNK_WIDTHS = np.array([24] * 3 + [23] * 8, np.int64)
 CHUNK_STARTS = np.concatenate(([0], np.cumsum(CHUNK_WIDTHS)[:-1])).astype(np.int64)
 N_CHUNKS = CHUNK_WIDTHS.shape[0]
-# A bucket is a chunk's top `bits` bits; the rest (at most 8) is kept in a uint8 "low" column. Past 21
-# bits the offsets tables alone (10 x 4 bytes x 2**bits) would push a 10M index over 1 GB.
-MIN_BUCKET_BITS = int(CHUNK_WIDTHS.max()) - 8
-MAX_BUCKET_BITS = 21
+# A table entry packs a row number (above bit 8) with the LOW_BITS chunk bits that follow the bucket
+# bits: one 4-byte word per row and table, so a bucket's filter and rows arrive in the same cache lines.
+LOW_BITS = 8
+MIN_BUCKET_BITS = 8
 _PREFETCH_AHEAD = 16
 
 
@@ -167,31 +169,50 @@ def hamming_scan(codes, alive, lo, hi, queries, radius):  # type: ignore[no-unty
 
 
 @njit(cache=True, nogil=True)
-def build_table(codes, bits, start, width, offsets, lows, rows):  # type: ignore[no-untyped-def]
-    """Fill one chunk's bucket table: a stable counting sort of the rows on the chunk's top `bits` bits.
+def build_table(codes, bits, start, width, offsets, entries):  # type: ignore[no-untyped-def]
+    """Fill one chunk's bucket table: the rows sorted by the chunk's top `bits` + LOW_BITS bits.
 
-    The table lists every row once, grouped by bucket: `offsets[h]` is where bucket h starts (zeros
-    on entry), `rows` holds row numbers and `lows` the chunk's remaining low bits, stored beside the
-    row number so most rows in a probed bucket are rejected without touching their 32-byte code.
-    O(n). Tables are built on separate threads by the caller (no numba `parallel=True`: its OpenMP
-    layer makes a later fork() of the host process abort).
+    `offsets[h]` is where bucket h (the top `bits` bits) starts (zeros on entry); `entries` holds
+    (row << 8) | low, low being the LOW_BITS chunk bits below the bucket bits (fewer when the chunk is
+    narrower), so a probe rejects most rows of a bucket without touching their 32-byte code, and
+    within a bucket entries are sorted by low so an exact-low probe is a binary search. Two stable
+    counting sorts (by low, then by bucket: an LSD radix sort), O(n) with two temporary columns.
+    Tables are built on separate threads by the caller (no numba `parallel=True`: its OpenMP layer
+    makes a later fork() of the host process abort).
     """
     n = codes.shape[0]
     nb = 1 << bits
     shift = width - bits
-    low_mask = (1 << shift) - 1
+    lbits = min(LOW_BITS, shift)
+    lshift = shift - lbits
+    lmask = (1 << lbits) - 1
+    counts = np.zeros((1 << LOW_BITS) + 1, np.int64)
+    keys = np.empty(n, np.int64)
     for i in range(n):
-        offsets[(_chunk(codes, i, start, width) >> shift) + 1] += 1
+        key = _chunk(codes, i, start, width)
+        keys[i] = key
+        counts[((key >> lshift) & lmask) + 1] += 1
+    for v in range(1 << LOW_BITS):
+        counts[v + 1] += counts[v]
+    by_low_key = np.empty(n, np.int64)
+    by_low_row = np.empty(n, np.int64)
+    for i in range(n):
+        v = (keys[i] >> lshift) & lmask
+        p = counts[v]
+        counts[v] = p + 1
+        by_low_key[p] = keys[i]
+        by_low_row[p] = i
+    for i in range(n):
+        offsets[(by_low_key[i] >> shift) + 1] += 1
     for h in range(nb):
         offsets[h + 1] += offsets[h]
     fill = offsets[:nb].astype(np.int64)
     for i in range(n):
-        key = _chunk(codes, i, start, width)
+        key = by_low_key[i]
         h = key >> shift
         p = fill[h]
         fill[h] = p + 1
-        lows[p] = key & low_mask
-        rows[p] = i
+        entries[p] = (by_low_row[i] << LOW_BITS) | ((key >> lshift) & lmask)
 
 
 def flip_masks(bits: int, max_flips: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -210,19 +231,103 @@ def flip_masks(bits: int, max_flips: int) -> tuple[np.ndarray, np.ndarray, np.nd
     return np.array(masks, np.int64), np.array(flips, np.int64), np.array(ball, np.int64)
 
 
+@njit(nogil=True, inline="always")
+def _guess(plo, phi, proom, k, ql, lbits):  # type: ignore[no-untyped-def]
+    """Where probe k's matching entries should be: the bucket is sorted by low, so an exact-low probe
+    starts at the low's proportional place (lows are near uniform), a wider one at the bucket start."""
+    lo = plo[k]
+    if proom[k] != 0:
+        return lo
+    return lo + (((phi[k] - lo) * ql) >> lbits)
+
+
+@njit(nogil=True, inline="never")
+def _collect(entries, plo, phi, proom, nprobes, ql, lbits, out, n_out):  # type: ignore[no-untyped-def]
+    """Rows of the probed buckets whose low bits are within each probe's room of `ql`, appended to
+    `out` from n_out (the caller made room for every entry of those buckets). Exact-low probes (room
+    0, most of them: the outer shell of the ball) walk from the low's proportional place in the
+    bucket, which is sorted by low, so they usually read one cache line: the one prefetched
+    `_PREFETCH_AHEAD` probes earlier."""
+    mask = (1 << LOW_BITS) - 1
+    for k in range(min(_PREFETCH_AHEAD, nprobes)):
+        _prefetch(entries, _guess(plo, phi, proom, k, ql, lbits))
+    for k in range(nprobes):
+        if k + _PREFETCH_AHEAD < nprobes:
+            _prefetch(entries, _guess(plo, phi, proom, k + _PREFETCH_AHEAD, ql, lbits))
+        lo, hi, room = plo[k], phi[k], proom[k]
+        if room == 0:
+            e = _guess(plo, phi, proom, k, ql, lbits)
+            while e > lo and np.int64(entries[e - 1] & mask) >= ql:
+                e -= 1
+            while e < hi and np.int64(entries[e] & mask) < ql:
+                e += 1
+            while e < hi and np.int64(entries[e] & mask) == ql:
+                out[n_out] = np.int64(entries[e] >> LOW_BITS)
+                n_out += 1
+                e += 1
+        else:
+            for e in range(lo, hi):
+                v = entries[e]
+                if _popcount(np.int64(v & mask) ^ ql) <= room:
+                    out[n_out] = np.int64(v >> LOW_BITS)
+                    n_out += 1
+    return n_out
+
+
+@njit(nogil=True, inline="never")
+def _bounds(offsets, base, qh, bits, masks, flips, t, nmasks, plo, phi, proom):  # type: ignore[no-untyped-def]
+    """Bucket bounds of every probe of one table (masks within `bits` bits): an independent load
+    each, prefetched ahead so the misses overlap. Returns the probe count and the entries they span."""
+    nprobes = 0
+    for k in range(nmasks):
+        mk = masks[k]
+        if mk >> bits:
+            continue
+        plo[nprobes] = base + (qh ^ mk)
+        proom[nprobes] = t - flips[k]
+        nprobes += 1
+    for k in range(min(_PREFETCH_AHEAD, nprobes)):
+        _prefetch(offsets, plo[k])
+    total = 0
+    for k in range(nprobes):
+        if k + _PREFETCH_AHEAD < nprobes:
+            _prefetch(offsets, plo[k + _PREFETCH_AHEAD])
+        h = plo[k]
+        lo = np.int64(offsets[h])
+        hi = np.int64(offsets[h + 1])
+        plo[k] = lo
+        phi[k] = hi
+        total += hi - lo
+    return nprobes, total
+
+
 @njit(cache=True, nogil=True)
 def multi_index_search(
-    codes, alive, offsets, lows, rows, bits, starts, widths, queries, radius, chunk_radius, masks, flips, ball
+    codes,
+    alive,
+    offsets,
+    obase,
+    entries,
+    bits,
+    starts,
+    widths,
+    queries,
+    radius,
+    chunk_radius,
+    masks,
+    flips,
+    ball,
 ):  # type: ignore[no-untyped-def]
     """Exact radius search through the chunk tables.
 
     `chunk_radius[j]` is the radius probed in chunk j (-1: skip the table); the caller keeps
     sum(chunk_radius + 1) > radius, so by the pigeonhole principle a code within `radius` of the query
     is within chunk_radius[j] of it in some chunk j and table j finds it. Probing chunk j within t bits
-    visits each bucket whose top bits differ in f <= t bits (`masks`) and keeps rows whose low bits
-    differ in <= t - f more. The bucket bounds of a table are gathered first, in a loop of independent
-    loads the CPU overlaps, before any bucket is scanned. A row is reported only by the first table
-    that finds it (the tables before j find it iff it is close in their chunk), so no visited set.
+    visits each bucket (the chunk's top bits[j] bits; its bounds at offsets[obase[j] + bucket]) that
+    differs in f <= t bits (`masks`) and keeps entries whose low bits differ in <= t - f more. A query
+    first gathers candidate rows from every table, then checks them with their codes prefetched ahead.
+    A row is reported only by the first table that can find it (the tables before j find it iff it is
+    close in their chunk), so no visited set.
     """
     nq = queries.shape[0]
     m = starts.shape[0]
@@ -231,61 +336,60 @@ def multi_index_search(
     ds = np.empty(256, np.int32)
     found = 0
     qchunk = np.empty(m, np.int64)
-    lo_at = np.empty(masks.shape[0], np.int64)
-    hi_at = np.empty(masks.shape[0], np.int64)
+    plo = np.empty(masks.shape[0], np.int64)
+    phi = np.empty(masks.shape[0], np.int64)
+    proom = np.empty(masks.shape[0], np.int64)
+    cand = np.empty(4096, np.int64)
+    cand_table = np.empty(m + 1, np.int64)
+    flat = codes.reshape(-1)
     for q in range(nq):
         for j in range(m):
             qchunk[j] = _chunk(queries, q, starts[j], widths[j])
+        nc = 0
         for j in range(m):
+            cand_table[j] = nc
             t = chunk_radius[j]
             if t < 0:
                 continue
-            shift = widths[j] - bits
+            b = bits[j]
+            shift = widths[j] - b
+            lbits = min(LOW_BITS, shift)
+            lshift = shift - lbits
             qh = qchunk[j] >> shift
-            ql = qchunk[j] & ((1 << shift) - 1)
-            probes = ball[min(t, ball.shape[0] - 1)]
-            bounds = offsets[j]
-            for k in range(min(_PREFETCH_AHEAD, probes)):
-                _prefetch(bounds, qh ^ masks[k])
-            for k in range(probes):
-                if k + _PREFETCH_AHEAD < probes:
-                    _prefetch(bounds, qh ^ masks[k + _PREFETCH_AHEAD])
-                h = qh ^ masks[k]
-                lo_at[k] = bounds[h]
-                hi_at[k] = bounds[h + 1]
-            table_lows = lows[j]
-            ahead = min(_PREFETCH_AHEAD, probes)
-            for k in range(ahead):
-                _prefetch(table_lows, lo_at[k])
-            for k in range(probes):
-                if k + ahead < probes:
-                    _prefetch(table_lows, lo_at[k + ahead])
-                room = t - flips[k]
-                e, stop = lo_at[k], hi_at[k]
-                while True:
-                    e = _next_low(table_lows, e, stop, ql, room)
-                    if e >= stop:
-                        break
-                    i = np.int64(rows[j, e])
-                    e += 1
-                    if alive[i] == 0:
-                        continue
-                    d = _distance(codes, i, queries, q)
-                    if d > radius:
-                        continue
-                    seen = False
-                    for x in range(j):
-                        if _popcount(_chunk(codes, i, starts[x], widths[x]) ^ qchunk[x]) <= chunk_radius[x]:
-                            seen = True
-                            break
-                    if seen:
-                        continue
-                    if found == qs.shape[0]:
-                        qs, rs, ds = _grow(qs, rs, ds)
-                    qs[found] = q
-                    rs[found] = i
-                    ds[found] = d
-                    found += 1
+            ql = (qchunk[j] & ((1 << shift) - 1)) >> lshift
+            nmasks = ball[min(t, ball.shape[0] - 1)]
+            nprobes, total = _bounds(offsets, obase[j], qh, b, masks, flips, t, nmasks, plo, phi, proom)
+            if nc + total > cand.shape[0]:
+                grown = np.empty(max(2 * cand.shape[0], nc + total), np.int64)
+                grown[:nc] = cand[:nc]
+                cand = grown
+            nc = _collect(entries[j], plo, phi, proom, nprobes, ql, lbits, cand, nc)
+        cand_table[m] = nc
+        j = 0
+        for c in range(nc):
+            if c + _PREFETCH_AHEAD < nc:
+                _prefetch(flat, cand[c + _PREFETCH_AHEAD] * 4)
+            while cand_table[j + 1] <= c:
+                j += 1
+            i = cand[c]
+            d = _distance(codes, i, queries, q)
+            if d > radius or alive[i] == 0:
+                continue
+            # Table j owns the row only if it is within chunk_radius[j] there (bits below the low
+            # field are not filtered) and no earlier table owns it: each match is reported once.
+            owner = -1
+            for x in range(j + 1):
+                if _popcount(_chunk(codes, i, starts[x], widths[x]) ^ qchunk[x]) <= chunk_radius[x]:
+                    owner = x
+                    break
+            if owner != j:
+                continue
+            if found == qs.shape[0]:
+                qs, rs, ds = _grow(qs, rs, ds)
+            qs[found] = q
+            rs[found] = i
+            ds[found] = d
+            found += 1
     return qs[:found], rs[:found], ds[:found]
 
 
@@ -344,20 +448,23 @@ def warm_up() -> None:
     codes = np.zeros((4, 4), np.uint64)
     alive = np.ones(4, np.uint8)
     hamming_scan(codes, alive, 0, 4, codes[:1], 31)
-    offsets = np.zeros((N_CHUNKS, (1 << MIN_BUCKET_BITS) + 1), np.uint32)
-    lows = np.empty((N_CHUNKS, 4), np.uint8)
-    rows = np.empty((N_CHUNKS, 4), np.uint32)
+    nb = 1 << MIN_BUCKET_BITS
+    offsets = np.zeros(N_CHUNKS * (nb + 1), np.uint32)
+    obase = np.arange(N_CHUNKS + 1, dtype=np.int64) * (nb + 1)
+    entries = np.empty((N_CHUNKS, 4), np.uint32)
     for j in range(N_CHUNKS):
-        build_table(codes, MIN_BUCKET_BITS, CHUNK_STARTS[j], CHUNK_WIDTHS[j], offsets[j], lows[j], rows[j])
+        bounds = offsets[obase[j] : obase[j + 1]]
+        build_table(codes, MIN_BUCKET_BITS, CHUNK_STARTS[j], CHUNK_WIDTHS[j], bounds, entries[j])
     masks, flips, ball = flip_masks(MIN_BUCKET_BITS, 1)
     radii = np.ones(N_CHUNKS, np.int64)
+    bits = np.full(N_CHUNKS, MIN_BUCKET_BITS, np.int64)
     multi_index_search(
         codes,
         alive,
         offsets,
-        lows,
-        rows,
-        MIN_BUCKET_BITS,
+        obase,
+        entries,
+        bits,
         CHUNK_STARTS,
         CHUNK_WIDTHS,
         codes[:1],

@@ -19,40 +19,66 @@ from hashhub.index import _kernels, _parallel
 MIN_TABLE_ROWS = 1 << 15
 
 # Rough costs (ns) behind the choice between probing tables and scanning, measured on a 2-core x86
-# machine; only their ratios matter and a wrong guess costs speed, never correctness.
-_PROBE_NS = 15.0
-_BUCKET_ROW_NS = 1.0
+# machine at 10M codes (a probe and a candidate are each about one cache miss); only their ratios
+# matter and a wrong guess costs speed, never correctness.
+_PROBE_NS = 80.0
+_CANDIDATE_NS = 80.0
 _SCAN_ROW_NS = 1.2
 
 
 @dataclass(frozen=True, slots=True)
 class Tables:
-    bits: int
-    offsets: np.ndarray  # (chunks, 2**bits + 1) uint32
-    lows: np.ndarray  # (chunks, n) uint8
-    rows: np.ndarray  # (chunks, n) uint32
+    bits: np.ndarray  # (chunks,) int64: bucket bits of each chunk's table
+    offsets: np.ndarray  # flat uint32: table j's 2**bits[j] + 1 bucket bounds start at obase[j]
+    entries: np.ndarray  # (chunks, n) uint32 (uint64 past 2**24 rows): row << 8 | low bits
+
+    @property
+    def obase(self) -> np.ndarray:
+        return offset_bases(self.bits)
+
+    @property
+    def nbytes(self) -> int:
+        return self.offsets.nbytes + self.entries.nbytes
 
 
-def build_tables(codes: np.ndarray, bits: int) -> Tables:
+def offset_bases(bits: np.ndarray) -> np.ndarray:
+    """Where each table's bucket bounds start in the flat offsets array."""
+    return np.concatenate(([0], np.cumsum((1 << bits.astype(np.int64)) + 1))).astype(np.int64)
+
+
+def entry_dtype(n: int) -> type:
+    """4-byte entries while row numbers fit in 24 bits (16.7M rows), 8-byte ones beyond."""
+    return np.uint32 if n <= 1 << (32 - _kernels.LOW_BITS) else np.uint64
+
+
+def build_tables(codes: np.ndarray, bits: np.ndarray) -> Tables:
     """All chunk tables of (n, 4) uint64 codes, one per thread of the shared pool."""
     n, m = codes.shape[0], _kernels.N_CHUNKS
-    offsets = np.zeros((m, (1 << bits) + 1), np.uint32)
-    lows = np.empty((m, n), np.uint8)
-    rows = np.empty((m, n), np.uint32)
+    obase = offset_bases(bits)
+    offsets = np.zeros(int(obase[-1]), np.uint32)
+    entries = np.empty((m, n), entry_dtype(n))
 
     def build(lo: int, hi: int) -> None:
         for j in range(lo, hi):
             start, width = _kernels.CHUNK_STARTS[j], _kernels.CHUNK_WIDTHS[j]
-            _kernels.build_table(codes, bits, start, width, offsets[j], lows[j], rows[j])
+            bounds = offsets[obase[j] : obase[j + 1]]
+            _kernels.build_table(codes, int(bits[j]), start, width, bounds, entries[j])
 
     _parallel.map_ranges(build, _parallel.split(m, 1))
-    return Tables(bits, offsets, lows, rows)
+    return Tables(bits, offsets, entries)
 
 
-def bucket_bits(n: int) -> int:
-    """Bucket prefix length giving about 4 rows a bucket: more bits mean shorter buckets but a bigger
-    offsets table (4 bytes a bucket per chunk: 80 MB at 21 bits) and more probes a query."""
-    return min(_kernels.MAX_BUCKET_BITS, max(_kernels.MIN_BUCKET_BITS, round(math.log2(max(n, 1))) - 2))
+# Bucket bits a table gets at n rows: log2(n) - BUCKET_SHIFT, so about 2**BUCKET_SHIFT rows a bucket.
+# Longer buckets mean fewer, cheaper-to-cache bucket bounds (1 MB a table at 10M rows: they stay in
+# L3) and a probe reads a few consecutive cache lines instead of chasing one more random one.
+BUCKET_SHIFT = 5
+
+
+def bucket_bits(n: int) -> np.ndarray:
+    """Per chunk: bucket prefix bits for n rows, leaving at least LOW_BITS chunk bits for the filter."""
+    want = round(math.log2(max(n, 1))) - BUCKET_SHIFT
+    room = _kernels.CHUNK_WIDTHS - _kernels.LOW_BITS
+    return np.clip(np.minimum(want, room), _kernels.MIN_BUCKET_BITS, None).astype(np.int64)
 
 
 @lru_cache(maxsize=64)
@@ -74,13 +100,19 @@ def _ball(bits: int, r: int) -> int:
 
 
 @lru_cache(maxsize=256)
-def _probes(bits: int, radius: int) -> int:
-    return sum(_ball(bits, int(t)) for t in chunk_radii(radius) if t >= 0)
+def _probes(bits: tuple[int, ...], radius: int) -> tuple[int, float]:
+    """Bucket probes a query makes, and the share of all rows it expects as candidates (rows within
+    the probe radius in a whole chunk, uniform codes)."""
+    radii = chunk_radii(radius)
+    widths = _kernels.CHUNK_WIDTHS.tolist()
+    probes = sum(_ball(b, int(t)) for b, t in zip(bits, radii, strict=True) if t >= 0)
+    share = sum(_ball(w, int(t)) / 2**w for w, t in zip(widths, radii, strict=True) if t >= 0)
+    return probes, share
 
 
-def probe_cost(n: int, bits: int, radius: int) -> float:
-    probes = _probes(bits, radius)
-    return probes * (_PROBE_NS + _BUCKET_ROW_NS * n / (1 << bits))
+def probe_cost(n: int, bits: np.ndarray, radius: int) -> float:
+    probes, share = _probes(tuple(bits.tolist()), radius)
+    return probes * _PROBE_NS + min(1.0, share) * n * _CANDIDATE_NS
 
 
 class PdqSegment:
@@ -143,15 +175,16 @@ class PdqSegment:
         t = self.tables
         if t is not None and probe_cost(n, t.bits, radius) < _SCAN_ROW_NS * n:
             radii = chunk_radii(radius)
-            masks, flips, ball = _masks(t.bits, int(radii.max()))
+            masks, flips, ball = _masks(int(t.bits.max()), int(radii.max()))
+            obase = t.obase
 
             def probe(lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
                 q, r, d = _kernels.multi_index_search(
                     self.codes,
                     self.alive,
                     t.offsets,
-                    t.lows,
-                    t.rows,
+                    obase,
+                    t.entries,
                     t.bits,
                     _kernels.CHUNK_STARTS,
                     _kernels.CHUNK_WIDTHS,
