@@ -130,16 +130,20 @@ def test_a_visitor_who_reads_every_list_sees_every_count_at_once_and_current(db_
         orgs.create_list(hub.engine, "a", read=["analyst"], write=["hotline"])
         orgs.create_list(hub.engine, "b", read=["analyst"], write=["hotline"])
         hotline, analyst = orgs.acting_as(hub.engine, "hotline"), orgs.acting_as(hub.engine, "analyst")
-        ingest.submit(hub, hotline, "a", [_item(1, "A1"), _item(2, "B1")])
+        ids = ingest.submit(hub, hotline, "a", [_item(1, "A1"), _item(2, "B1")])
         with db.read(hub.engine) as conn:
             scope = hub_queries.scope_of(conn, analyst)
-        first = hub_queries.dashboard(hub, scope)
+        counts = hub_queries.PoolCounts()  # what the server keeps between visits
+        first = hub_queries.dashboard(hub, scope, counts=counts)
         assert first.whole and first.stats["items"] == 2 and first.by_list == {"a": 2, "b": 0}
         assert first.by_grading == {"industry A1": 1, "industry B1": 1}
         assert first.stats["by_signal"] == {"md5": 2} and first.stats["by_contributor"] == {"hotline": 2}
         assert len(first.growth) == 30 and first.growth[-1][1] == 2
         ingest.submit(hub, hotline, "b", [_item(3, "A1")])
-        later = hub_queries.dashboard(hub, scope)
+        later = hub_queries.dashboard(hub, scope, counts=counts)
         assert later.by_list == {"a": 2, "b": 1} and later.growth[-1][1] == 3
+        feedback.withdraw(hub, hotline, int(ids["items"][0]["id"]), "listed in error")
+        after = hub_queries.dashboard(hub, scope, counts=counts)
+        assert after.by_list == {"a": 1, "b": 1} and after.stats["by_status"]["withdrawn"] == 1
     finally:
         hub.close()

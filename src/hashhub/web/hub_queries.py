@@ -7,6 +7,7 @@ hub's in-memory pool, never from counting the items table."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -125,12 +126,32 @@ class Dashboard:
         return {k.replace(":", " ", 1): n for k, n in sorted(self.stats["by_grade"].items())}
 
 
-def dashboard(hub: Hub, scope: Scope, now: float | None = None) -> Dashboard:
-    """The visitor's dashboard: the pool brought up to the committed head first (as a match does),
-    then its counts, plus two bounded queries (the dispute queue's first page, recent hits)."""
+class PoolCounts:
+    """`Pool.stats()` kept for the pool's cursor and the day: the pool only changes by catching up
+    to a newer cursor, so visits in between reuse the counts instead of holding the pool's lock
+    (which matches wait on) for the 20-30 ms a count takes at 3.5M items."""
+
+    def __init__(self) -> None:
+        self._key: tuple[int, int, int] | None = None
+        self._counts: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def get(self, hub: Hub, now: float) -> dict[str, Any]:
+        cursor = hub.refresh()  # up to the committed head first, as a match is
+        key = (id(hub.pool), cursor, int(now // DAY))
+        with self._lock:
+            if key != self._key:
+                self._counts, self._key = hub.pool.stats(now), key
+            return self._counts
+
+
+def dashboard(
+    hub: Hub, scope: Scope, now: float | None = None, counts: PoolCounts | None = None
+) -> Dashboard:
+    """The visitor's dashboard: the pool's counts (see `PoolCounts`) plus two bounded queries (the
+    dispute queue's first page, recent hits)."""
     now = time.time() if now is None else now
-    hub.refresh()
-    stats = hub.pool.stats(now)
+    stats = (counts or PoolCounts()).get(hub, now)
     readable = {name for _, name in scope.readable}
     with db.read(hub.engine) as conn:
         all_lists = set(conn.execute(sa.select(lists.c.name)).scalars())

@@ -85,7 +85,7 @@ def dashboard(request: Request, who: Signed) -> Response:
         scope = hub_queries.scope_of(conn, principal)
     if scope.empty:
         return render(request, "hub/dashboard.html", board=None, chart=None, scope=scope)
-    board = hub_queries.dashboard(hub, scope)
+    board = hub_queries.dashboard(hub, scope, counts=request.app.state.web_counts)
     chart = charts.bar_chart(board.growth) if board.whole else None
     return render(request, "hub/dashboard.html", board=board, chart=chart, scope=scope)
 
@@ -317,4 +317,5 @@ def audit_log(request: Request, who: Signed, before: Before = None, verify: bool
 def mount(app: FastAPI) -> None:
     """Serve the hub's pages from `app` (which holds the open hub in `app.state.hub`)."""
     site = pages.Site("hashhub hub", _verify, _explain, _nav, key_hint="organisation API key (hh_...)")
+    app.state.web_counts = hub_queries.PoolCounts()
     pages.mount(app, site, router)
