@@ -235,8 +235,8 @@ def test_files_of_another_database_are_ignored(tmp_path: Path, caplog: pytest.Lo
 def test_enough_changes_save_a_new_snapshot_in_the_background_and_a_peer_switches_to_it(
     sqlite_url: str,
 ) -> None:
-    saver = open_hub(sqlite_url, pool_save_changes=3)
-    peer = open_hub(sqlite_url, pool_save_changes=3)
+    saver = open_hub(sqlite_url, pool_save_changes=3, pool_save_min_seconds=0)
+    peer = open_hub(sqlite_url, pool_save_changes=3, pool_save_min_seconds=0)
     saver.files.check_interval = peer.files.check_interval = 0.0
     try:
         ids = _first_items(saver)
@@ -308,6 +308,23 @@ def test_two_real_hub_processes_sharing_one_pool_directory_answer_identically(tm
         a, b = answers()
         assert a == b
         assert all(m["item"] != str(ids["b"]) for r in a for m in r["matches"])
+
+
+def test_saves_wait_for_the_minimum_interval(sqlite_url: str) -> None:
+    hub = open_hub(sqlite_url, pool_save_changes=3, pool_save_min_seconds=3600)
+    hub.files.check_interval = 0.0
+    try:
+        ids = _first_items(hub)
+        hub.refresh()
+        hub.files.wait()
+        first = current_snapshot(hub.files.directory)
+        assert first is not None  # nothing saved or loaded before: due at once
+        _later_changes(hub, ids)
+        hub.refresh()
+        hub.files.wait()
+        assert current_snapshot(hub.files.directory) == first  # due by count, not yet by time
+    finally:
+        hub.close()
 
 
 def test_where_pool_files_live() -> None:

@@ -360,6 +360,7 @@ class PoolFiles:
         self._worker: threading.Thread | None = None
         self._starting = threading.Lock()
         self._checked = 0.0
+        self._renewed = -float("inf")  # when this process last loaded or saved a snapshot
         #: seconds between looks at the directory for a due save or a newer snapshot
         self.check_interval = 1.0
 
@@ -415,6 +416,7 @@ class PoolFiles:
         pool = load_pool(hub.settings, hub.engine, hub.fetch_fingerprints, hub.cluster_radius)
         if pool is not None:
             self._saved_cursor = self.loaded_cursor = pool.cursor
+            self._renewed = time.monotonic()
             log.info(
                 "pool loaded from %s at cursor %s in %.2f s",
                 self.directory,
@@ -436,6 +438,8 @@ class PoolFiles:
             now = time.monotonic()
             if now - self._checked < self.check_interval:
                 return
+            if now - self._renewed < self._hub.settings.pool_save_min_seconds:
+                return  # during a bulk import, save every so often, not back to back
             self._checked = now
             worker = self._worker
             if worker is not None and worker.is_alive():

@@ -35,7 +35,10 @@ class HubSettings(BaseSettings):
     pool_dir: str = ""
     #: a process saves a fresh pool snapshot once the change log is this many changes past the
     #: last one (only the process holding the directory's lock saves; the others load it).
-    pool_save_changes: int = Field(20_000, ge=1)
+    pool_save_changes: int = Field(10_000, ge=1)
+    #: ... but not sooner than this many seconds after its last save or load (a bulk import
+    #: would otherwise keep one process saving back to back).
+    pool_save_min_seconds: float = Field(30.0, ge=0)
     #: a process that had to build its pool from the database saves it at once from this many items.
     pool_save_min_items: int = Field(10_000, ge=0)
     #: match activity is audited as one chained record per key per this many seconds, written in the
