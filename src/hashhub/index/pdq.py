@@ -19,8 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from hashhub.index import _fileformat, _kernels
+from hashhub.index import _fileformat, _kernels, _pdq_dihedral
 from hashhub.index._inputs import as_ids, as_rows, last_wins, merge
+from hashhub.index._pdq_dihedral import DIHEDRAL_NAMES
 from hashhub.index._pdq_segment import PdqSegment, Tables, bucket_bits, build_tables
 from hashhub.index._results import Match, group_matches
 from hashhub.index.errors import IndexInputError
@@ -29,6 +30,7 @@ CODE_BYTES = 32
 DEFAULT_RADIUS = 31
 MAX_RADIUS = 256
 _MAGIC = b"HHIXPDQ1"
+DihedralMatch = tuple[np.ndarray, np.ndarray, np.ndarray]  # ids, distances, variant numbers
 # Table layout inside the file: 1 = separate low/row columns (read by rebuilding), 2 = packed entries.
 _LAYOUT = 2
 
@@ -179,20 +181,42 @@ class PdqIndex:
 
     # -- reads --------------------------------------------------------------------------------------
 
-    def search(self, codes: Any, radius: int = DEFAULT_RADIUS) -> list[Match]:
+    def search(
+        self, codes: Any, radius: int = DEFAULT_RADIUS, *, dihedral: bool = False
+    ) -> list[Match] | list[DihedralMatch]:
         """For each query row (n, 32) uint8: (ids int64, distances int32) of every stored code within
-        `radius` bits, exactly, nearest first. Batches are split across CPU cores."""
-        rows = as_rows(codes, CODE_BYTES, "codes")
-        return self._search(rows.view(np.uint64).reshape(-1, 4), _check_radius(radius))
+        `radius` bits, exactly, nearest first. Batches are split across CPU cores.
 
-    def search_one(self, code: Any, radius: int = DEFAULT_RADIUS) -> Match:
-        """One code (32 bytes, or a (32,) uint8 array): (ids, distances) within `radius`."""
+        With `dihedral`, each query is also tried as its 7 rotations and flips (computed from its bits:
+        an approximation, see `_pdq_dihedral`) and each row is (ids, distances, variants): every id
+        once, at its nearest variant's distance, `variants` int8 indexing `DIHEDRAL_NAMES`."""
+        rows = as_rows(codes, CODE_BYTES, "codes")
+        radius = _check_radius(radius)
+        if dihedral:
+            return self._search_dihedral(rows, radius)
+        return self._search(rows.view(np.uint64).reshape(-1, 4), radius)
+
+    def search_one(
+        self, code: Any, radius: int = DEFAULT_RADIUS, *, dihedral: bool = False
+    ) -> Match | DihedralMatch:
+        """One code (32 bytes, or a (32,) uint8 array): (ids, distances) within `radius`, or with
+        `dihedral` (ids, distances, variants) as `search` gives them."""
         rows = as_rows(code, CODE_BYTES, "code")
         if rows.shape[0] != 1:
             raise IndexInputError(
                 f"search_one takes one code, got {rows.shape[0]}; use search() for batches."
             )
-        return self._search(rows.view(np.uint64).reshape(1, 4), _check_radius(radius))[0]
+        return self.search(rows, radius, dihedral=dihedral)[0]
+
+    def _search_dihedral(self, rows: np.ndarray, radius: int) -> list[DihedralMatch]:
+        nq, nv = rows.shape[0], len(DIHEDRAL_NAMES)
+        every = _pdq_dihedral.variants(rows).reshape(-1, CODE_BYTES)  # query q's variants at 8q..8q+7
+        view = self._view
+        parts = []
+        for seg in view:
+            q, ids, d = seg.search(every.view(np.uint64).reshape(-1, 4), radius)
+            parts.append((q // nv, ids, d, (q % nv).astype(np.int8)))
+        return _pdq_dihedral.fold(nq, parts)
 
     def _search(self, queries: np.ndarray, radius: int) -> list[Match]:
         view = self._view  # one read: the segments stay consistent for the whole search
