@@ -196,13 +196,15 @@ def score(found: Results, truth: Results) -> dict:
 
 
 def hashhub_extras(ids: np.ndarray, codes: np.ndarray, workdir: Path, rng: np.random.Generator) -> dict:
-    """Start-up and update figures: visibility of one new code, save, and reload (mmap) to first answer."""
+    """Start-up and update figures: visibility of one new code, a dihedral query's p50 (8 variants),
+    save, and reload (mmap) to first answer."""
     ix = PdqIndex()
     ix.add(ids, codes)
     new = rng.integers(0, 256, (1, 32), dtype=np.uint8)
     add_s, _ = timed(lambda: ix.add([int(ids.max()) + 1], new))
     visible = int(ids.max()) + 1 in ix.search_one(new[0], 0)[0].tolist()
     remove_s, _ = timed(lambda: ix.remove([int(ids[0])]))
+    turned = [timed(lambda q=q: ix.search_one(q, RADIUS, dihedral=True))[0] for q in codes[2:202]]
     path = workdir / "pdq.hhx"
     save_s, _ = timed(lambda: ix.save(path))
     ix = None  # released before the reload below
@@ -216,6 +218,7 @@ def hashhub_extras(ids: np.ndarray, codes: np.ndarray, workdir: Path, rng: np.ra
         "add_one_visible_ms": round(add_s * 1e3, 2),
         "added_code_found": visible,
         "remove_one_ms": round(remove_s * 1e3, 2),
+        "dihedral_p50_ms": round(float(np.percentile(turned, 50)) * 1e3, 3),
         "save_s": round(save_s, 2),
         "file_mb": round(size_mb, 1),
         "load_mmap_s": round(load_s, 3),
