@@ -91,3 +91,40 @@ def test_files_with_older_tables_load_and_answer_exactly(tmp_path: Path, data, m
     again = PdqIndex.load(tmp_path / "new.hhx")
     assert again._main.tables is not None
     assert [as_dict(m) for m in again.search(queries, 31)] == expected
+
+
+def test_background_merges_leave_the_main_tables_alone_until_the_middle_level_fills(data) -> None:
+    """Small writes are merged into a middle segment, O(recent additions); the O(n) rebuild of the
+    main tables waits until that segment holds a sixteenth of the main one. Answers stay exact."""
+    ids, codes = data
+    rng = np.random.default_rng(5)
+    ix = PdqIndex(delta_limit=400)
+    ix.add(ids, codes)
+    main = ix._main
+    model = dict(zip(ids.tolist(), codes, strict=True))
+    fresh = 10**10
+    for _ in range(5):
+        new_codes = rng.integers(0, 256, (500, 32), dtype=np.uint8)
+        new_ids = np.arange(fresh, fresh + 500)
+        fresh += 500
+        ix.add(new_ids, new_codes)
+        assert as_dict(ix.search_one(new_codes[0], 0)) == {int(new_ids[0]): 0}  # matchable at once
+        model.update(zip(new_ids.tolist(), new_codes, strict=True))
+        gone = rng.choice(np.fromiter(model, np.int64), 50, replace=False)
+        ix.remove(gone)
+        for g in gone.tolist():
+            del model[g]
+        ix.wait_merged()
+    assert ix._main is main and len(ix._mid) > 0
+    all_ids = np.fromiter(model, np.int64)
+    all_codes = np.stack(list(model.values()))
+    for q in queries_for(rng, all_codes, 10):
+        assert as_dict(ix.search_one(q, 31)) == within(all_ids, distances(all_codes, q), 31)
+    # Past a sixteenth of the main rows, the next merge rebuilds the main tables with everything.
+    more = rng.integers(0, 256, (len(main) // 16, 32), dtype=np.uint8)
+    ix.add(np.arange(fresh, fresh + more.shape[0]), more)
+    ix.wait_merged()
+    ix.add([-7], more[:1])
+    ix.wait_merged()
+    assert ix._main is not main and len(ix) == len(model) + more.shape[0] + 1
+    assert as_dict(ix.search_one(more[0], 0)) == {fresh: 0, -7: 0}

@@ -3,12 +3,13 @@
     ix = PdqIndex(); ix.add(ids, codes); ix.search(codes, radius=31) -> [(ids, distances), ...]
 
 Layout (see _pdq_segment and _kernels): a large id-sorted "main" segment with eleven chunk tables
-(multi-index hashing), plus a small "delta" segment of recent additions that is scanned by brute force. A
-search reads an immutable tuple of segments (`_view`), so it never waits for a writer. add() rebuilds
-only the delta (copy-on-write, so a new code is matchable as soon as add returns); remove() clears
-tombstone bytes in place. When the delta outgrows its limit, or tombstones pile up, a background
-thread merges everything into a new main in O(n) and swaps it in; removals made meanwhile are
-replayed onto the new main before the swap, so none is lost.
+(multi-index hashing), a "middle" segment of merged recent additions (tables too, once large), and a
+small "delta" of the latest additions scanned by brute force. A search reads an immutable tuple of
+segments (`_view`), so it never waits for a writer. add() rebuilds only the delta (copy-on-write, so a
+new code is matchable as soon as add returns); remove() clears tombstone bytes in place. When the
+delta outgrows its limit a background thread merges it into the middle segment, O(middle); only when
+the middle one passes 1/MID_SHARE of the main one (or tombstones pile up) is everything merged into a
+new main, O(n). Removals made during a merge are replayed onto its result before the swap.
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ CODE_BYTES = 32
 DEFAULT_RADIUS = 31
 MAX_RADIUS = 256
 _MAGIC = b"HHIXPDQ1"
+# Background merges fold the delta into a middle segment until it holds 1/MID_SHARE of the main one's
+# rows; only then is everything merged into a new main (O(n): 11 s at 10M). Each middle segment adds
+# its own (smaller, cheaper) probes to a query, which bounds how large it may grow.
+MID_SHARE = 16
 DihedralMatch = tuple[np.ndarray, np.ndarray, np.ndarray]  # ids, distances, variant numbers
 # Table layout inside the file: 1 = separate low/row columns (read by rebuilding), 2 = packed entries.
 _LAYOUT = 2
@@ -58,7 +63,8 @@ class PdqIndex:
         self._lock = threading.Lock()  # one writer at a time; readers never take it
         self._compacting = threading.Lock()  # one merge at a time
         self._main = _empty_segment()
-        self._frozen: PdqSegment | None = None  # the delta being merged, still searched meanwhile
+        self._mid = _empty_segment()  # merged additions, with tables, until a full merge
+        self._frozen: tuple[PdqSegment, ...] = ()  # segments being merged, still searched meanwhile
         self._delta = _empty_segment()
         self._removed_while_merging: list[np.ndarray] | None = None
         self._count = 0
@@ -69,7 +75,8 @@ class PdqIndex:
         return self._count
 
     def __repr__(self) -> str:
-        return f"<PdqIndex {self._count} codes, {len(self._delta)} pending merge>"
+        pending = len(self._delta) + len(self._mid)
+        return f"<PdqIndex {self._count} codes, {pending} outside the main tables>"
 
     # -- writes -------------------------------------------------------------------------------------
 
@@ -114,15 +121,15 @@ class PdqIndex:
             self._merge_in_background()
 
     def _kill_locked(self, ids: np.ndarray, *, include_delta: bool) -> int:
-        segments = [self._main, self._frozen] + ([self._delta] if include_delta else [])
-        killed = sum(seg.kill(ids) for seg in segments if seg is not None)
+        segments = [self._main, self._mid, *self._frozen] + ([self._delta] if include_delta else [])
+        killed = sum(seg.kill(ids) for seg in segments)
         if self._removed_while_merging is not None:
             self._removed_while_merging.append(ids)
         return killed
 
     def _publish(self) -> None:
-        parts = (self._main, self._frozen, self._delta)
-        self._view = tuple(p for p in parts if p is not None and len(p))
+        parts = (self._main, self._mid, *self._frozen, self._delta)
+        self._view = tuple(p for p in parts if len(p))
 
     def _limit(self) -> int:
         if self._delta_limit is not None:
@@ -130,47 +137,70 @@ class PdqIndex:
         return min(65_536, max(4_096, len(self._main) // 1000))
 
     def _merge_due(self) -> bool:
-        main = self._main
-        return len(self._delta) >= self._limit() or main.dead > max(self._limit(), len(main) // 5)
+        main, mid, limit = self._main, self._mid, self._limit()
+        return len(self._delta) >= limit or main.dead > max(limit, len(main) // 5) or mid.dead > limit
 
     def _merge_in_background(self) -> None:
         worker = self._worker
         if worker is not None and worker.is_alive():
             return  # the running merge is followed by another on the next write if still due
-        self._worker = threading.Thread(target=self.compact, name="hashhub-pdq-merge", daemon=True)
+        self._worker = threading.Thread(target=self._merge_step, name="hashhub-pdq-merge", daemon=True)
         self._worker.start()
 
-    def compact(self) -> None:
-        """Merge recent additions into the tables and drop removed rows now (normally automatic)."""
+    def _merge_step(self) -> None:
         with self._compacting:
-            with self._lock:
-                main, delta = self._main, self._delta
-                if not len(delta) and not main.dead:
-                    return
-                self._frozen, self._delta = delta, _empty_segment()
-                main_alive, delta_alive = main.alive.copy(), delta.alive.copy()
-                self._removed_while_merging = []
-                self._publish()
-            try:
-                ids, codes = merge(*main.live_rows(main_alive), *delta.live_rows(delta_alive))
-                merged = PdqSegment.build(ids, codes)
-            except BaseException:
-                self._unfreeze(delta)  # e.g. out of memory: keep every code searchable, retry later
-                raise
-            with self._lock:
-                for removed in self._removed_while_merging:
-                    merged.kill(removed)
-                self._removed_while_merging = None
-                self._main, self._frozen = merged, None
-                self._publish()
+            self._merge_locked(full=False)
 
-    def _unfreeze(self, frozen: PdqSegment) -> None:
-        """Undo a failed merge: the frozen rows go back into the delta (ids replaced or removed
-        meanwhile were tombstoned in `frozen`, so the two hold no id in common)."""
+    def compact(self) -> None:
+        """Merge every pending addition into the main tables and drop removed rows now (normally
+        automatic, in the background)."""
+        with self._compacting:
+            self._merge_locked(full=True)
+
+    def _merge_locked(self, *, full: bool) -> None:
+        """Merge the delta into the middle segment, or (when `full`, when the middle one has grown
+        past 1/MID_SHARE of the main one, or when the main one holds many removed rows) everything
+        into a new main. The middle level keeps most merges O(recent additions) instead of O(n).
+        The caller holds `_compacting`."""
         with self._lock:
-            ids, codes = merge(*self._delta.live_rows(), *frozen.live_rows())
+            main, mid, delta = self._main, self._mid, self._delta
+            pending = len(mid) + len(delta)
+            full = full or pending > len(main) // MID_SHARE or main.dead > max(self._limit(), len(main) // 5)
+            if not len(delta) and not mid.dead and not (full and (len(mid) or main.dead)):
+                return
+            self._frozen = (mid, delta)
+            self._mid, self._delta = _empty_segment(), _empty_segment()
+            runs = [(main, main.alive.copy())] if full else []
+            runs += [(mid, mid.alive.copy()), (delta, delta.alive.copy())]
+            self._removed_while_merging = []
+            self._publish()
+        try:
+            ids, codes = runs[-1][0].live_rows(runs[-1][1])
+            for seg, alive in reversed(runs[:-1]):
+                ids, codes = merge(*seg.live_rows(alive), ids, codes)
+            merged = PdqSegment.build(ids, codes)
+        except BaseException:
+            self._unfreeze(mid, delta)  # e.g. out of memory: keep every code searchable, retry later
+            raise
+        with self._lock:
+            for removed in self._removed_while_merging:
+                merged.kill(removed)
+            self._removed_while_merging = None
+            if full:
+                self._main = merged
+            else:
+                self._mid = merged
+            self._frozen = ()
+            self._publish()
+
+    def _unfreeze(self, mid: PdqSegment, delta: PdqSegment) -> None:
+        """Undo a failed merge: the middle segment comes back as it was, the frozen delta's rows go
+        back into the delta (ids replaced or removed meanwhile were tombstoned in them, so the
+        two hold no id in common)."""
+        with self._lock:
+            ids, codes = merge(*self._delta.live_rows(), *delta.live_rows())
             self._delta = PdqSegment.build(ids, codes, tables=False)
-            self._frozen, self._removed_while_merging = None, None
+            self._mid, self._frozen, self._removed_while_merging = mid, (), None
             self._publish()
 
     def wait_merged(self) -> None:
@@ -226,12 +256,14 @@ class PdqIndex:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Merge pending changes, then write the index (tables included) to `path`, atomically."""
-        self.compact()
-        with self._lock:
-            main, delta = self._main, self._delta
-            alive = main.alive.copy()
+        with self._compacting:  # no background merge may move rows between segments meanwhile
+            self._merge_locked(full=True)
+            with self._lock:
+                main, delta = self._main, self._delta
+                alive = main.alive.copy()
+                delta_alive = delta.alive.copy()
         if len(delta):  # written concurrently with save: include it rather than drop it
-            ids, codes = merge(*main.live_rows(alive), *delta.live_rows())
+            ids, codes = merge(*main.live_rows(alive), *delta.live_rows(delta_alive))
             main, alive = PdqSegment.build(ids, codes), np.ones(ids.shape[0], np.uint8)
         arrays = {"ids": main.ids, "codes": main.codes.view(np.uint8).reshape(-1, CODE_BYTES), "alive": alive}
         meta: dict[str, Any] = {"count": int(np.count_nonzero(alive)), "rows": len(main), "layout": _LAYOUT}
