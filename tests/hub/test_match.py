@@ -109,3 +109,38 @@ def test_pdna_vectors_match_by_euclidean_distance(world: World) -> None:
     assert [m["item"] for m in got[0]] == [item_id] and got[0][0]["distance"] == 36
     assert got[1] == []
     assert match(world, [{"pdna": near.hex()}], radius={"pdna": 10}) == [[]]
+
+
+def test_the_fast_match_route_refuses_like_every_other_route(world: World) -> None:
+    url = "/api/v1/match"
+    body = {"fingerprints": [{"md5": md5_of(1)}]}
+    anonymous = world.client().post(url, json=body)
+    assert anonymous.status_code == 401 and anonymous.headers["www-authenticate"] == "Bearer"
+    assert "API key is required" in anonymous.json()["error"]
+    assert world.client(key="hh_000000000000_nope").post(url, json=body).status_code == 401
+    assert "'member' role" in world.client("iwf").post(url, json=body).json()["error"]
+    broken = world.client("plat").post(
+        url, content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert broken.status_code == 422 and "JSON decode error" in broken.json()["error"]
+    for bad, where in (
+        ({"fingerprints": "md5"}, "body.fingerprints"),
+        ({"fingerprints": [{"md5": md5_of(1)}], "radius": {"pdq": "far"}}, "body.radius.pdq"),
+        ([1, 2], "body"),
+    ):
+        r = world.client("plat").post(url, json=bad)
+        assert r.status_code == 422 and r.json()["error"].startswith(where), r.text
+    r = world.client("plat").post(url, json={"fingerprints": [{"pdq": pdq_of(1)}], "radius": {"pdq": 99}})
+    assert r.status_code == 422 and "radius for pdq" in r.json()["error"]
+
+
+def test_the_match_route_is_documented_with_its_body_and_answer(world: World) -> None:
+    doc = world.client().get("/openapi.json").json()
+    post = doc["paths"]["/api/v1/match"]["post"]
+    body = post["requestBody"]["content"]["application/json"]["schema"]
+    assert set(body["properties"]) == {"fingerprints", "radius"} and body["required"] == ["fingerprints"]
+    assert post["security"] == [{"HTTPBearer": []}]
+    answer = post["responses"]["200"]["content"]["application/json"]["schema"]
+    assert answer == {"$ref": "#/components/schemas/MatchOut"}
+    hit = doc["components"]["schemas"]["MatchHit"]["properties"]
+    assert {"item", "signal", "distance", "classification", "contributors", "verifications"} <= set(hit)

@@ -46,7 +46,9 @@ def create_app(settings: HubSettings | None = None, hub: Hub | None = None) -> F
     compat.include(app)  # NCMEC v2 and StopNCII v1 for the peers' own clients
     _error_handlers(app)
     # Innermost of the middlewares: the hottest route skips FastAPI's routing (see fastlane.py).
-    app.add_middleware(FastLane, fastapi_app=app, endpoints=[match.match_fingerprints])
+    app.add_middleware(
+        FastLane, fastapi_app=app, lanes=[("POST", match.router.prefix, match.match_fingerprints)]
+    )
     from hashhub.ops.apps import install_hub  # limits, rate limits, metrics, JSON request logs
 
     install_hub(app, hub)

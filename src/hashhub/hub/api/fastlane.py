@@ -13,21 +13,23 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request, Response
-from fastapi.routing import APIRoute
+from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 class FastLane:
-    def __init__(self, app: ASGIApp, fastapi_app: FastAPI, endpoints: list[Endpoint]) -> None:
+    """`lanes`: (method, path, endpoint) of each route to serve here; the endpoint is the one
+    registered with FastAPI for that method and path."""
+
+    def __init__(self, app: ASGIApp, fastapi_app: FastAPI, lanes: list[tuple[str, str, Endpoint]]) -> None:
         self.app = app
         self._fastapi = fastapi_app
-        self._routes: dict[tuple[str, str], tuple[APIRoute, Endpoint]] = {}
-        for route in fastapi_app.routes:
-            if isinstance(route, APIRoute) and route.endpoint in endpoints:
-                for method in route.methods:
-                    self._routes[(method, route.path)] = (route, route.endpoint)
+        self._routes: dict[tuple[str, str], tuple[Route, Endpoint]] = {
+            (method, path): (Route(path, endpoint, methods=[method]), endpoint)
+            for method, path, endpoint in lanes
+        }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         lane = (
@@ -39,7 +41,7 @@ class FastLane:
             await self.app(scope, receive, send)
             return
         route, endpoint = lane
-        scope["route"] = route  # the request log and metrics label it by its template, as FastAPI would
+        scope["route"] = route  # the request log and metrics label it by its path template, as before
         scope["app"] = self._fastapi
         request = Request(scope, receive)
         try:
