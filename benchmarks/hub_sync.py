@@ -10,7 +10,12 @@ with gzip, then decompressed and counted. Submit-to-feed: a member polls the fee
 a contributor POSTs one item over HTTP; the time from the POST to the item appearing, median of 20.
 Also reported: how long the in-memory match pool takes to catch up with everything ingested
 (index build and clustering), which ingest itself does not wait for.
-Targets on SQLite on a 2-core machine: ingest >= 50,000 items/s, snapshot <= 10 s, feed <= 1 s.
+Import (issue 12): the same number of items written to an NDJSON file, one item a line in the
+`POST /api/v1/items` item shape, then loaded by `hashhub hub import FILE` run as its own process
+(start-up, schema check and all) into a fresh database: a new SQLite file, or with --db a new
+contributor and list in that database. `import_items_per_s` is items over that process's wall time.
+Targets on SQLite on a 2-core machine: ingest >= 50,000 items/s, snapshot <= 10 s, feed <= 1 s,
+import >= 50,000 items/s.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -125,6 +131,35 @@ def measure_feed_latency(url: str, member_key: str, contributor_key: str, rounds
     return latencies
 
 
+def write_ndjson(path: Path, total: int) -> None:
+    with path.open("wb") as out:
+        for rows in batches(total, seed=11):
+            out.write(b"".join(orjson.dumps(row) + b"\n" for row in rows))
+
+
+def measure_import(tmp: Path, total: int, db_url: str | None) -> float:
+    """Items/s of `hashhub hub import` of an NDJSON file of `total` items, as its own process."""
+    source = tmp / "import.ndjson"
+    write_ndjson(source, total)
+    url = db_url or f"sqlite:///{tmp / 'import.db'}"
+    hub = Hub(HubSettings(db=url))
+    orgs.create_org(hub.engine, "bench-importer", ["contributor"])
+    orgs.create_list(hub.engine, "bench-import", write=["bench-importer"])
+    hub.close()
+    command = [sys.executable, "-c", "from hashhub.cli import main; main()", "hub", "import", str(source)]
+    command += ["--org", "bench-importer", "--list", "bench-import", "--db", url]
+    t = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - t
+    if done.returncode != 0:
+        raise SystemExit(f"hashhub hub import failed ({done.returncode}): {done.stderr[-2000:]}")
+    report = orjson.loads(done.stdout)
+    if report.get("created") != total:
+        raise SystemExit(f"hashhub hub import created {report.get('created')} items, expected {total}")
+    source.unlink()
+    return total / elapsed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=1_000_000)
@@ -145,6 +180,7 @@ def main() -> None:
             snapshot_s, snapshot_bytes = measure_snapshot(base, member["api_key"], args.items)
             latencies = measure_feed_latency(base, member["api_key"], contributor["api_key"])
         hub.close()
+        import_rate = measure_import(Path(tmp), args.items, args.db)
     print(
         orjson.dumps(
             {
@@ -152,13 +188,19 @@ def main() -> None:
                 "backend": url.split(":", 1)[0],
                 "items": args.items,
                 "ingest_items_per_s": round(rate),
+                "import_items_per_s": round(import_rate),
                 "pool_catch_up_s": round(pool_s, 1),
                 "snapshot_s": round(snapshot_s, 2),
                 "snapshot_gzip_mb": round(snapshot_bytes / 1e6, 1),
                 "submit_to_feed_median_s": round(statistics.median(latencies), 3),
                 "submit_to_feed_max_s": round(max(latencies), 3),
                 "load_average_5min": [round(load_before, 1), round(os.getloadavg()[1], 1)],
-                "targets": {"ingest_items_per_s": 50_000, "snapshot_s": 10, "submit_to_feed_s": 1},
+                "targets": {
+                    "ingest_items_per_s": 50_000,
+                    "import_items_per_s": 50_000,
+                    "snapshot_s": 10,
+                    "submit_to_feed_s": 1,
+                },
             }
         ).decode()
     )
