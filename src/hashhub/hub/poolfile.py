@@ -371,7 +371,9 @@ class PoolFiles:
             return self._caught_up(hub.new_pool())
         pool = self._load()
         if pool is not None:
-            return self._caught_up(pool)
+            self._caught_up(pool)
+            release_heap()  # what replaying the changes after the snapshot left behind
+            return pool
         try:
             return self._build_and_save()
         except OSError as e:  # e.g. a read-only or full disk: serve anyway, from memory
