@@ -36,6 +36,7 @@ import httpx
 import numpy as np
 import orjson
 
+from hashhub import servers
 from hashhub.hub import importer, orgs
 from hashhub.hub.core import Hub
 from hashhub.hub.settings import HubSettings
@@ -168,8 +169,7 @@ def servers_running(
         yield hub_url, agent_url
     finally:
         for proc in reversed(procs):
-            proc.kill()
-            proc.wait(timeout=30)
+            servers.stop(proc, timeout=60)  # Ctrl-C: let each save its state files, as an operator would
 
 
 def load(
