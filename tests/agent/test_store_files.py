@@ -216,3 +216,21 @@ def test_metadata_columns_and_recent_changes_agree_with_a_plain_dict(steps) -> N
             pk % 3,
             "active",
         )
+
+
+def test_a_configured_state_dir_holds_the_files_and_a_restart_uses_it(
+    tmp_path, fake_hub: FakeHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A PostgreSQL store has no folder beside it: HASHHUB_STATE_DIR (or --state-dir) names one.
+    monkeypatch.setenv("HASHHUB_STATE_DIR", str(tmp_path / "elsewhere"))
+    for n in range(10):
+        fake_hub.upsert(make_item(n))
+    db = tmp_path / "agent.db"
+    with agent(db, fake_hub) as first:
+        first.sync_once()
+    assert (tmp_path / "elsewhere" / "manifest.json").exists()
+    assert not (tmp_path / "agent.db.state").exists()
+    with agent(db, fake_hub) as restarted:
+        restarted.load()
+        assert restarted.load_report["source"] == "files"
+        assert [m["item"] for m in answers(restarted, range(3))[2]] == ["item-2"]

@@ -29,6 +29,8 @@ class AgentState(Base):
     __tablename__ = "agent_state"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     rev: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: a random id per store (migration 0002): saved matcher files of another store are never trusted.
+    store_id: Mapped[str | None] = mapped_column(String(36))
 
 
 class Hub(Base):

@@ -62,7 +62,9 @@ class AgentRuntime:
         self.store = Store(self.engine)
         self.scanner = Scanner(self.store, policy)
         self.make_client = make_client
-        self.state_dir: Path | None = default_state_dir(self.store) if state_dir == "auto" else state_dir
+        if state_dir == "auto":
+            state_dir = settings.state_dir or default_state_dir(self.store)
+        self.state_dir: Path | None = state_dir
         self._leader = StoreLock(self.store, "leader")
         self._round = StoreLock(self.store, "sync")
         self._sync_lock = threading.Lock()

@@ -31,6 +31,9 @@ class AgentSettings(BaseSettings):
     rate_limit_burst_seconds: float = Field(2.0, gt=0)
     #: a bearer token that may read GET /metrics (besides the agent key); empty: none.
     metrics_token: str = ""
+    #: where the matcher's saved files live (HASHHUB_STATE_DIR); empty: beside a SQLite store, none for
+    #: a PostgreSQL one (every start then rebuilds from the store).
+    state_dir: Path | None = None
 
 
 def make_settings(**overrides: object) -> AgentSettings:

@@ -134,6 +134,13 @@ def serve(
     sync_interval: Annotated[
         float, typer.Option(envvar="HASHHUB_SYNC_INTERVAL", help="Seconds between syncs (0: never).")
     ] = 60.0,
+    state_dir: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="HASHHUB_STATE_DIR",
+            help="Folder for the matcher's saved files (default: beside a SQLite store; none on PostgreSQL).",
+        ),
+    ] = None,
 ) -> None:
     """Serve `POST /api/v1/scan` and the review API, syncing every followed hub in the background."""
     import uvicorn
@@ -141,7 +148,7 @@ def serve(
     from hashhub.agent.app import create_app
     from hashhub.web import agent_views
 
-    with _runtime(db, policy, agent_key=api_key, sync_interval=sync_interval) as runtime:
+    with _runtime(db, policy, agent_key=api_key, sync_interval=sync_interval, state_dir=state_dir) as runtime:
         _follow(runtime, hub, key)
         app = create_app(runtime)
         agent_views.mount(app)  # the browser UI (status, review queue, reports, policy) on the same server
