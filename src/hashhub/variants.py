@@ -26,6 +26,9 @@ PDQ takes a fraction of a millisecond. Flips need the flipped pixels decimated (
 points asymmetrically, so permuting the DCT of the unflipped image, as Meta's `dihedral` helpers
 do, is 5-18 bits off and loses matches), but only along the two axes: the four axis-flip
 combinations are four decimations of the small copy, and the transposed four are those transposed.
+A flip is a decimation with an axis's filter reversed and a crop pad one with an edge-padded
+filter, so flips and pads together are one batched pass over the copy (`pdq_hasher.decimate_many`),
+then one DCT for the whole stack; the filters are cached per size.
 
 False matches: every extra query is another chance to hit an unrelated listed image, so variants
 match within their own radius (`DEFAULT_RADII`, chosen by measuring every corpus photo's variants
@@ -44,7 +47,7 @@ from PIL import Image
 
 from hashhub.media.image import FULL_SIZE_KEY
 from hashhub.media.trim import find_content
-from hashhub.signals import pdq_hasher
+from hashhub.signals import pdq_batch, pdq_hasher
 from hashhub.signals.pdq import MATCH_THRESHOLD, MIN_QUALITY
 
 PLAIN = "plain"
@@ -87,9 +90,6 @@ DEFAULT_RADII: Mapping[str, int] = MappingProxyType(
 #: on (see `_Work`), flips of a 256 px copy are within 2 bits of the full-size hash; a 128 px copy
 #: was measured 6 bits off, which the tight `trimmed` radius cannot spare.
 WORK_SIDE = 256
-#: The crop pads guess the lost margin anyway (true matches spread to ~28 bits), so they use a
-#: coarser copy: the shrink they need is the costliest step of a scan with variants.
-PAD_SIDE = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,22 +181,13 @@ def query_variants(
     times: the margin can run into a background of its colour, so `media.trim` gives guesses.
     """
     options = options or VariantOptions()
-    luma, full_shape = _luma(source, full_shape)
-    plain = pdq_hasher.hash_luma(luma, full_shape)
-    variants = [Variant(PLAIN, plain.hash, plain.quality)]
-    if options.enabled <= {PLAIN} or min(luma.shape) < pdq_hasher.MIN_DIMENSION:
-        return variants  # nothing else asked for, or too small to hash at all (quality 0)
-    work = _Work.of(luma, full_shape)
-    if options.wants(TRIMMED):
-        found = find_content(work.pixels)
-        variants.extend(work.hashed(TRIMMED, found.apply(work.pixels, box)) for box in found.boxes)
-    wanted = [name for name in DIHEDRAL if options.wants(name)]
-    if wanted:
-        variants.extend(work.dihedral(wanted))
-    pads = [(name, cropped) for name, cropped in CROPS.items() if options.wants(name)]
-    if pads:
-        coarse = work.coarser(PAD_SIDE)
-        variants.extend(coarse.hashed(name, _pad_back(coarse.pixels, cropped)) for name, cropped in pads)
+    with pdq_hasher.one_blas_thread():  # one thread-limit switch for the whole scan
+        luma, full_shape = _luma(source, full_shape)
+        plain = pdq_hasher.hash_luma(luma, full_shape)
+        variants = [Variant(PLAIN, plain.hash, plain.quality)]
+        if options.enabled <= {PLAIN} or min(luma.shape) < pdq_hasher.MIN_DIMENSION:
+            return variants  # nothing else asked for, or too small to hash at all (quality 0)
+        variants.extend(_Work.of(luma, full_shape).variants(options))
     return variants
 
 
@@ -252,7 +243,7 @@ def _luma(source: Source, full_shape: tuple[int, int] | None) -> tuple[np.ndarra
         source = np.asarray(source)
     array = np.asarray(source)
     if array.ndim == 3:
-        return pdq_hasher.luma_from_rgb(array.astype(np.float32)), full_shape
+        return pdq_hasher.luma_from_rgb(array), full_shape
     if array.ndim != 2 or array.size == 0:
         raise ValueError(f"expected a non-empty 2-D luma or H x W x 3 RGB array, got shape {array.shape}")
     return array, full_shape
@@ -287,54 +278,64 @@ class _Work:
         scale = (max(round(full[0] / image.shape[0]), 1), max(round(full[1] / image.shape[1]), 1))
         return cls(image, scale)
 
-    def coarser(self, side: int) -> _Work:
-        """This copy reduced further, to a shorter side >= `side` (itself when already that small)."""
-        full = (self.pixels.shape[0] * self.scale[0], self.pixels.shape[1] * self.scale[1])
-        return _Work.of(self.pixels, full, side) if min(self.pixels.shape) >= 2 * side else self
-
     def full_shape(self, array: np.ndarray) -> tuple[int, int] | None:
         """The size `array` (cut from or shaped like `pixels`) stands for in original pixels."""
         if self.scale == (1, 1):
             return None
         return array.shape[0] * self.scale[0], array.shape[1] * self.scale[1]
 
-    def hashed(self, name: str, array: np.ndarray) -> Variant:
-        result = pdq_hasher.hash_luma(array, self.full_shape(array))
-        return Variant(name, result.hash, result.quality)
+    def variants(self, options: VariantOptions) -> list[Variant]:
+        """Every enabled variant but plain, in `VARIANT_NAMES` order, hashed in one batch.
 
-    def dihedral(self, names: list[str]) -> list[Variant]:
-        """Hashes of the flipped/turned upload: one decimation per axis flip, transposes for free.
-
-        PDQ's decimation of a transposed image is the transpose of the image's decimation (each
-        axis has its own, size-dependent filter), so only the row/column reversals need pixels.
+        Flips and crop pads are all decimations of these same pixels with other operators (a flip
+        reverses an axis's operator, a pad folds an edge-padded one), so they come out of ONE
+        `pdq_hasher.decimate_many` pass; a transposed variant is the transpose of an axis flip's
+        coefficients (PDQ's decimation of a transposed image is the transposed decimation: each
+        axis has its own, size-dependent filter). Trimmed boxes are other sizes: decimated apiece.
+        Then one DCT, one median and one quality pass over the whole stack.
         """
-        # Per axis flip: its DCT coefficients and quality; a transpose transposes the one and
-        # keeps the other (gradients summed over both axes).
-        spectra: dict[tuple[bool, bool], tuple[np.ndarray, int]] = {}
-        variants = []
-        for name in names:
-            flip_rows, flip_cols, transpose = DIHEDRAL[name]
-            key = (flip_rows, flip_cols)
-            if key not in spectra:
-                view = np.ascontiguousarray(self.pixels[:: -1 if flip_rows else 1, :: -1 if flip_cols else 1])
-                small = pdq_hasher.decimate(view, self.full_shape(view))
-                spectra[key] = (pdq_hasher.dct16(small), pdq_hasher.quality(small))
-            coefficients, quality = spectra[key]
-            variants.append(
-                Variant(name, pdq_hasher.bits_to_hex(coefficients.T if transpose else coefficients), quality)
-            )
-        return variants
+        names: list[str] = []
+        decimated: list[np.ndarray] = []
+        if options.wants(TRIMMED):
+            found = find_content(self.pixels)
+            for box in found.boxes:
+                content = found.apply(self.pixels, box)
+                names.append(TRIMMED)
+                decimated.append(pdq_batch.decimate_many(content, [self._operators(content.shape)]))
+        flips = [name for name in DIHEDRAL if options.wants(name)]
+        pads = [name for name in CROPS if options.wants(name)]
+        # (flip rows, flip columns) -> position in the stack; then the pads.
+        axes = list(dict.fromkeys(DIHEDRAL[name][:2] for name in flips))
+        shape = self.pixels.shape
+        operators = [self._operators(shape, *flip) for flip in axes]
+        operators += [self._operators(shape, pad=CROPS[name]) for name in pads]
+        first = sum(len(d) for d in decimated)
+        if operators:
+            decimated.append(pdq_batch.decimate_many(self.pixels, operators))
+        if not decimated:
+            return []
+        stack = np.concatenate(decimated)
+        spectra = pdq_hasher.dct16(stack)
+        scores = pdq_hasher.qualities(stack)
+        # The coefficient blocks to hash, in output order: (name, stack position, transposed).
+        order = [(TRIMMED, position, False) for position in range(first)]
+        order += [(n, first + axes.index(DIHEDRAL[n][:2]), DIHEDRAL[n][2]) for n in flips]
+        order += [(n, first + len(axes) + k, False) for k, n in enumerate(pads)]
+        blocks = np.stack([spectra[p].T if turned else spectra[p] for _, p, turned in order])
+        hexes = pdq_hasher.hex_hashes(blocks)
+        return [Variant(name, text, scores[p]) for (name, p, _), text in zip(order, hexes, strict=True)]
 
-
-def _pad_back(work: np.ndarray, cropped: float) -> np.ndarray:
-    """`work` as it would look before losing `cropped` of each dimension, at `work`'s own size:
-    shrunk by (1 - cropped), then padded back by repeating its edge pixels.
-
-    Shrinking rather than only padding keeps the array's shape, so PDQ reuses the filters it built
-    for the plain hash instead of building two more for every image (the costly part).
-    """
-    rows, cols = work.shape
-    pad_rows, pad_cols = round(rows * cropped / 2), round(cols * cropped / 2)
-    inner = (cols - 2 * pad_cols, rows - 2 * pad_rows)
-    shrunk = np.asarray(Image.fromarray(work).resize(inner, Image.Resampling.BILINEAR))
-    return np.pad(shrunk, ((pad_rows, pad_rows), (pad_cols, pad_cols)), mode="edge")
+    def _operators(
+        self, shape: tuple[int, int], flip_rows: bool = False, flip_cols: bool = False, *, pad: float = 0.0
+    ) -> tuple[pdq_batch.AxisOperator, pdq_batch.AxisOperator]:
+        """(rows, columns) operators decimating an array of `shape` cut from these pixels, flipped,
+        or with `pad` of the listed image's width and height restored around it by repeating the
+        edge pixels (the upload lost `pad` / 2 of each side: it is 1 - `pad` of the listed image)."""
+        ops = []
+        for length, scale, flipped in (
+            (shape[0], self.scale[0], flip_rows),
+            (shape[1], self.scale[1], flip_cols),
+        ):
+            margin = round(length * pad / (2 * (1 - pad))) if pad else 0
+            ops.append(pdq_batch.axis_operator(length * scale, length, margin, reverse=flipped))
+        return ops[0], ops[1]

@@ -21,6 +21,9 @@ the 8 rotation/flip variants from one DCT, as the reference's `pdqDihedralFloat2
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache, lru_cache
 
@@ -64,7 +67,7 @@ def luma_from_rgb(rgb: np.ndarray) -> np.ndarray:
     """Float32 luminance (0-255) of an H x W x 3 uint8 (or float) RGB array."""
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f"expected an H x W x 3 RGB array, got shape {rgb.shape}")
-    with _blas().limit(limits=1, user_api="blas"):
+    with one_blas_thread():
         return np.tensordot(rgb, LUMA_WEIGHTS, axes=1).astype(np.float32, copy=False)
 
 
@@ -83,26 +86,33 @@ def _reach(length: int) -> tuple[int, int]:
     return ahead, full - 1 - ahead
 
 
-@lru_cache(maxsize=32)
+@lru_cache(maxsize=256)
 def _axis_operator(length: int) -> np.ndarray:
-    """The 64 x length matrix: box filter twice along one axis, then sample 64 points."""
+    """The 64 x length matrix: box filter twice along one axis, then sample 64 points.
+
+    Only the pixels near each of the 64 samples carry weight, so the matrix is summed from those
+    (64 x window^2 terms) rather than built densely: crops and uploads of new sizes miss the cache
+    all the time, and this keeps a miss at tens of microseconds.
+    """
     ahead, behind = _reach(length)
+    window = ahead + behind + 1
     positions = np.arange(length)
     lo = np.maximum(positions - behind, 0)  # box of output j: input[lo[j] .. hi[j]]
     hi = np.minimum(positions + ahead, length - 1)
     counts = (hi - lo + 1).astype(np.float64)
     samples = ((np.arange(_DECIMATED) + 0.5) * length / _DECIMATED).astype(np.int64)
-    # First box pass, restricted to the sampled rows: row i averages input[lo[s_i] .. hi[s_i]].
-    first = np.zeros((_DECIMATED, length), dtype=np.float64)
-    for row, s in enumerate(samples):
-        first[row, lo[s] : hi[s] + 1] = 1.0 / counts[s]
-    # Second pass: (M @ B)[:, k] sums M[:, j] / count_j over the j whose box holds k, which are
-    # exactly j in [k - ahead, k + behind]; a cumulative sum gives every column at once.
-    cumulative = np.zeros((_DECIMATED, length + 1), dtype=np.float64)
-    np.cumsum(first / counts, axis=1, out=cumulative[:, 1:])
-    upper = np.minimum(positions + behind, length - 1) + 1
-    lower = np.maximum(positions - ahead, 0)
-    return _frozen(cumulative[:, upper] - cumulative[:, lower])
+    # Sample i averages pixels j in box(s_i) (first pass); each such j averages pixels k in
+    # box(j) (second pass): k gets 1 / (count(s_i) * count(j)) from every such j.
+    steps = np.arange(window)
+    j = lo[samples][:, None, None] + steps[None, :, None]
+    j_valid = j <= hi[samples][:, None, None]
+    j = np.minimum(j, length - 1)
+    k = lo[j] + steps[None, None, :]
+    valid = j_valid & (k <= hi[j])
+    weights = valid / (counts[samples][:, None, None] * counts[j])
+    flat = np.arange(_DECIMATED)[:, None, None] * length + np.minimum(k, length - 1)
+    summed = np.bincount(flat.ravel(), weights.ravel(), minlength=_DECIMATED * length)
+    return _frozen(summed.reshape(_DECIMATED, length))
 
 
 def _frozen(operator: np.ndarray) -> np.ndarray:
@@ -150,8 +160,30 @@ def decimate(luma: np.ndarray, full_shape: tuple[int, int] | None = None) -> np.
     image = np.asarray(luma, dtype=np.float32)
     left = _folded_operator(full_rows, rows)
     right = _folded_operator(full_cols, cols)
-    with _blas().limit(limits=1, user_api="blas"):
+    with one_blas_thread():
         return (left @ image @ right.T).astype(np.float64)
+
+
+_inside = threading.local()
+
+
+@contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """Run the enclosed matrix products on one BLAS thread (see `_blas`); re-entrant and cheap
+    when nested, so a scan that hashes many variants pays for the switch once, not per product."""
+    if getattr(_inside, "depth", 0):
+        _inside.depth += 1
+        try:
+            yield
+        finally:
+            _inside.depth -= 1
+        return
+    _inside.depth = 1
+    try:
+        with _blas().limit(limits=1, user_api="blas"):
+            yield
+    finally:
+        _inside.depth = 0
 
 
 @cache
@@ -168,14 +200,19 @@ def _blas() -> ThreadpoolController:
 
 def quality(decimated: np.ndarray) -> int:
     """The reference's quality metric: summed |gradient| in percent of 255, / 90, capped at 100."""
-    down = np.trunc((decimated[:-1, :] - decimated[1:, :]) * 100 / 255)
-    across = np.trunc((decimated[:, :-1] - decimated[:, 1:]) * 100 / 255)
-    total = int(np.abs(down).sum() + np.abs(across).sum())
-    return min(total // _QUALITY_DIVISOR, 100)
+    return qualities(decimated[None])[0]
+
+
+def qualities(stack: np.ndarray) -> list[int]:
+    """`quality` of each 64 x 64 image in a (k, 64, 64) stack."""
+    down = np.trunc((stack[:, :-1, :] - stack[:, 1:, :]) * 100 / 255)
+    across = np.trunc((stack[:, :, :-1] - stack[:, :, 1:]) * 100 / 255)
+    totals = np.abs(down).sum(axis=(1, 2)) + np.abs(across).sum(axis=(1, 2))
+    return [min(int(total) // _QUALITY_DIVISOR, 100) for total in totals]
 
 
 def dct16(decimated: np.ndarray) -> np.ndarray:
-    """The 16 x 16 low-frequency DCT coefficients of the 64 x 64 image."""
+    """The 16 x 16 low-frequency DCT coefficients of the 64 x 64 image (or of each in a stack)."""
     dct = _dct_matrix()
     return dct @ decimated @ dct.T
 
@@ -187,9 +224,16 @@ def bits_to_hex(coefficients: np.ndarray) -> str:
     lives in 16-bit word k // 16, and words print from the last to the first, so the hex is the bits
     in reverse order, most significant first.
     """
-    flat = coefficients.reshape(-1)
-    median = np.partition(flat, flat.size // 2 - 1)[flat.size // 2 - 1]
-    return np.packbits(flat[::-1] > median).tobytes().hex()
+    return hex_hashes(coefficients[None])[0]
+
+
+def hex_hashes(stack: np.ndarray) -> list[str]:
+    """`bits_to_hex` of each 16 x 16 coefficient block in a (k, 16, 16) stack."""
+    flat = stack.reshape(stack.shape[0], -1)
+    middle = flat.shape[1] // 2 - 1
+    median = np.partition(flat, middle, axis=1)[:, middle : middle + 1]
+    text = np.packbits(flat[:, ::-1] > median, axis=1).tobytes().hex()
+    return [text[i : i + 64] for i in range(0, len(text), 64)]
 
 
 def _too_small(luma: np.ndarray) -> bool:
