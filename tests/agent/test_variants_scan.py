@@ -148,3 +148,25 @@ def test_bad_variant_settings_are_refused_with_the_reason(toml: str, message: st
     with pytest.raises(PolicyError) as error:
         Policy.from_toml(toml, source="policy.toml")
     assert message in str(error.value) and "policy.toml" in str(error.value)
+
+
+def test_a_pillarboxed_copy_of_a_listed_video_is_found_through_its_trimmed_frames(
+    runtime, fake_hub: FakeHub, corpus: Path
+) -> None:
+    from hashhub.signals.vpdq import VpdqSignal
+    from tests.support import video_clips
+    from tests.test_video_trim import boxed
+
+    from .conftest import make_item
+
+    photos = sorted((corpus / "photos").glob("*.jpg"))[5::97][:6]
+    original = video_clips.encode(video_clips.slideshow_frames(photos[:3]))
+    fake_hub.upsert(make_item(9, fingerprints={"vpdq": VpdqSignal.hash_video(original).value}))
+    copy = video_clips.encode(boxed(video_clips.slideshow_frames(photos[:3]), (480, 240)))
+    unlisted = video_clips.encode(boxed(video_clips.slideshow_frames(photos[3:]), (480, 240)))
+    with client_with(runtime) as client:
+        [match] = scan(client, copy)["matches"]
+        assert (match["item"], match["variant"], match["signal"]) == ("item-9", "trimmed", "vpdq")
+        assert scan(client, unlisted)["matches"] == []
+    with client_with(runtime, Policy.from_toml('[variants]\nenabled = ["mirrors"]\n')) as client:
+        assert scan(client, copy)["matches"] == []  # trimming off: the bars hide it

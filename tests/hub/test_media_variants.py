@@ -68,3 +68,31 @@ def test_variants_can_be_chosen_or_turned_off(world: World, listed) -> None:
     assert [m["variant"] for m in match_media(world, mirrored, variants="mirror")["matches"]] == ["mirror"]
     r = world.client("plat").post("/api/v1/match/media", content=mirrored, params={"variants": "sideways"})
     assert r.status_code == 422 and "sideways" in r.json()["error"]
+
+
+def test_a_pillarboxed_copy_of_a_listed_video_matches_through_its_trimmed_frames(
+    world: World, corpus: Path
+) -> None:
+    from tests.support import video_clips
+    from tests.test_video_trim import boxed
+
+    from hashhub.signals.vpdq import VpdqSignal
+
+    photos = sorted((corpus / "photos").glob("*.jpg"))[5::97][:6]
+    original = video_clips.encode(video_clips.slideshow_frames(photos[:3]))
+    (item_id,) = world.submit_ok("iwf", [item("video", vpdq=VpdqSignal.hash_video(original).value)])
+
+    def upload(data: bytes, **params: str) -> dict:
+        r = world.client("plat").post(
+            "/api/v1/match/media", files={"file": ("x.mp4", data, "video/mp4")}, params=params
+        )
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    copy = video_clips.encode(boxed(video_clips.slideshow_frames(photos[:3]), (480, 240)))
+    body = upload(copy)
+    assert [(m["item"], m["variant"], m["signal"]) for m in body["matches"]] == [(item_id, "trimmed", "vpdq")]
+    assert body["matches"][0]["query_share"] == 1.0
+    assert upload(copy, variants="mirrors")["matches"] == []  # trimming off: the bars hide it
+    unlisted = video_clips.encode(boxed(video_clips.slideshow_frames(photos[3:]), (480, 240)))
+    assert upload(unlisted)["matches"] == []

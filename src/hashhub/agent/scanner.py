@@ -10,14 +10,14 @@ to hubs.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hashhub.agent import decisions
 from hashhub.agent.matcher import Match, Matcher
 from hashhub.agent.policy import Policy, Verdict
 from hashhub.agent.store import Store
-from hashhub.detect import IMAGE_SIGNALS, VIDEO_SIGNALS, Scanned, hash_media, signals_for
+from hashhub.detect import IMAGE_SIGNALS, VIDEO_SIGNALS, Scanned, VideoVariant, hash_media, signals_for
 from hashhub.hashing import FileHashes
 from hashhub.variants import Variant
 
@@ -98,14 +98,18 @@ class Scanner:
         files: Sequence[str | None],
         hashed: Sequence[FileHashes],
         variants: Sequence[Sequence[Variant]] | None = None,
+        video_variants: Sequence[Sequence[VideoVariant]] | None = None,
     ) -> list[ScanResult]:
-        """Match and decide many files; `variants[i]`: file i's query variants (`hashhub.detect`)."""
+        """Match and decide many files; `variants[i]` / `video_variants[i]`: file i's query
+        variants (`hashhub.detect`)."""
         found = self.matcher.match_many(
             [h.hashes for h in hashed],
             [h.quality for h in hashed],
             list(variants) if variants is not None else None,
             self.policy.variants,
         )
+        for row, extra in enumerate(video_variants or []):
+            found[row] += self._video_variant_matches(found[row], extra)
         return [
             ScanResult(
                 file=file,
@@ -120,7 +124,23 @@ class Scanner:
 
     def evaluate_scanned(self, files: Sequence[str | None], scanned: Sequence[Scanned]) -> list[ScanResult]:
         """`evaluate_many` for what `hashhub.detect` computed (hashes and query variants)."""
-        return self.evaluate_many(files, [s.hashed for s in scanned], [s.variants for s in scanned])
+        return self.evaluate_many(
+            files,
+            [s.hashed for s in scanned],
+            [s.variants for s in scanned],
+            [s.video_variants for s in scanned],
+        )
+
+    def _video_variant_matches(self, found: list[Match], extra: Sequence[VideoVariant]) -> list[Match]:
+        """Items only a video's variant (its trimmed frames) matched, reported under that variant."""
+        seen = {m.pk for m in found}
+        added: list[Match] = []
+        for variant in extra:
+            for match in self.matcher.match(variant.hashes):
+                if match.pk not in seen:
+                    seen.add(match.pk)
+                    added.append(replace(match, variant=variant.name))
+        return added
 
     def scan_bytes(self, data: bytes, file: str | None = None, *, source: str = "api") -> ScanResult:
         """Hash `data` in memory (with the policy's query variants), match, decide and record."""

@@ -274,6 +274,10 @@ def match_media(
     parsed = [hashed.hashes] if hashed.hashes else []
     (matches,) = match_parsed(hub, parsed, readable, refresh=refresh) if parsed else [{"matches": []}]
     found = [{**m, "variant": PLAIN} for m in matches["matches"]]
+    for video in scanned.video_variants:  # a video's trimmed frames: what only they matched
+        (extra,) = match_parsed(hub, [video.hashes], readable)
+        seen = {m["item"] for m in found}
+        found += [{**m, "variant": video.name} for m in extra["matches"] if m["item"] not in seen]
     if scanned.variants:
         found += _variant_matches(hub, scanned.variants, options, readable, {m["item"] for m in found})
     if path is None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +39,8 @@ from hashhub.signals.video_base import VideoHasher
 if TYPE_CHECKING:
     from hashhub.media.video import VideoLimits
 
+#: A hook on each sampled frame's luma (H x W float32) before its PDQ: returns the array to hash.
+FrameTransform = Callable[[np.ndarray], np.ndarray]
 #: A query matches a listed video when at least this share of its frames match ...
 QUERY_THRESHOLD = 0.8
 #: ... and at least this share of the listed video's frames are matched.
@@ -189,24 +192,58 @@ class VpdqSignal(SignalType, VideoHasher):
     # -- hashing -----------------------------------------------------------------------------------
 
     @classmethod
-    def hash_frames(cls, data: bytes, fps: float = 1.0, limits: VideoLimits | None = None) -> list[VpdqFrame]:
-        """The frames kept from the video in `data`: quality >= 50, consecutive repeats dropped."""
+    def hash_frames(
+        cls,
+        data: bytes,
+        fps: float = 1.0,
+        limits: VideoLimits | None = None,
+        *,
+        transform: FrameTransform | None = None,
+    ) -> list[VpdqFrame]:
+        """The frames kept from the video in `data`: quality >= 50, consecutive repeats dropped.
+
+        `transform`: a hook applied to each sampled frame's luma before its PDQ (e.g.
+        `hashhub.media.trim.trim_frame`, which cuts letterbox and pillarbox bars).
+        """
+        return cls.hash_frames_each(data, [transform], fps, limits)[0]
+
+    @classmethod
+    def hash_frames_each(
+        cls,
+        data: bytes,
+        transforms: Sequence[FrameTransform | None],
+        fps: float = 1.0,
+        limits: VideoLimits | None = None,
+    ) -> list[list[VpdqFrame]]:
+        """`hash_frames` once per transform (None: the untouched frame), from ONE decode.
+
+        A frame a transform leaves as it is (returns the same array) is hashed once for all.
+        """
         from hashhub.media.video import sample_frames  # PyAV loads only when a video is hashed
 
-        kept: list[VpdqFrame] = []
+        kept: list[list[VpdqFrame]] = [[] for _ in transforms]
         for sampled in sample_frames(data, fps=fps, limits=limits):
-            result = pdq_hasher.hash_luma(sampled.luma)
-            if result.quality < FRAME_MIN_QUALITY or (kept and kept[-1].pdq == result.hash):
-                continue
             timestamp = round(sampled.timestamp, TIMESTAMP_DECIMALS)
-            kept.append(VpdqFrame(sampled.index, result.quality, result.hash, timestamp))
+            hashed: dict[int, pdq_hasher.PdqResult] = {}
+            for frames, transform in zip(kept, transforms, strict=True):
+                luma = sampled.luma if transform is None else transform(sampled.luma)
+                result = hashed.get(id(luma))
+                if result is None:
+                    result = hashed[id(luma)] = pdq_hasher.hash_luma(luma)
+                if result.quality < FRAME_MIN_QUALITY or (frames and frames[-1].pdq == result.hash):
+                    continue
+                frames.append(VpdqFrame(sampled.index, result.quality, result.hash, timestamp))
         return kept
 
     @classmethod
     def hash_video(cls, data: bytes, fps: float = 1.0, limits: VideoLimits | None = None) -> Hashed:
         """Canonical vPDQ of the video; quality is the kept frames' mean. A video with no frame of
         quality >= 50 (blank, too flat) gives value None and quality 0."""
-        kept = cls.hash_frames(data, fps, limits)
+        return cls.hashed(cls.hash_frames(data, fps, limits))
+
+    @classmethod
+    def hashed(cls, kept: Sequence[VpdqFrame]) -> Hashed:
+        """Frames from `hash_frames` as a `Hashed` value (what `hash_video` returns)."""
         if not kept:
             return Hashed(cls.name, None, 0)
         mean_quality = round(sum(frame.quality for frame in kept) / len(kept))
