@@ -128,3 +128,19 @@ def test_background_merges_leave_the_main_tables_alone_until_the_middle_level_fi
     ix.wait_merged()
     assert ix._main is not main and len(ix) == len(model) + more.shape[0] + 1
     assert as_dict(ix.search_one(more[0], 0)) == {fresh: 0, -7: 0}
+
+
+def test_wide_entries_for_more_than_16m_rows_answer_the_same(data, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past 2**24 rows a row number no longer fits beside the 8 filter bits in 4 bytes; the 8-byte
+    entries used then (forced here on a small index) give the same answers."""
+    ids, codes = data
+    narrow = PdqIndex()
+    narrow.add(ids, codes)
+    monkeypatch.setattr(_pdq_segment, "entry_dtype", lambda n: np.uint64)
+    wide = PdqIndex()
+    wide.add(ids, codes)
+    assert wide._main.tables.entries.dtype == np.uint64
+    queries = queries_for(np.random.default_rng(6), codes, 20)
+    got = [as_dict(m) for m in wide.search(queries, 31)]
+    assert got == [as_dict(m) for m in narrow.search(queries, 31)]
+    assert sum(map(len, got)) > 20
