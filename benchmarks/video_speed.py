@@ -7,7 +7,9 @@ to match a 60 s video against 1M listed frames.
 Set-up (all made at run time from benign corpus photos):
   - a `--seconds` long H.264 video (`--size`, `--fps`, x264 preset veryfast, default GOP), a slideshow
     of photos each enlarged and drifting slowly (so frames change as in camera footage);
-  - hashhub: `VpdqSignal.hash_frames(bytes)` (decoded from memory, 1 frame a second);
+  - hashhub: `VpdqSignal.hash_frames(bytes)` (decoded from memory, 1 frame a second); and
+    `hash_frames_each(bytes, [None, trim_frame])`, the plain and the per-frame-trimmed vPDQ from one
+    decode (what scans with trimming on compute), on the same video and on a pillarboxed copy;
   - vpdq: `vpdq.computeHash(path)` (Meta's C++ via its Cython binding; it reads a file, so the video
     is written to a temporary file first, outside the timing), 1 frame a second, threads auto;
   - agreement: per frame number both kept, the PDQ distance, over frames of quality >= 80 in both;
@@ -37,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the video builde
 from tests.support import video_clips
 
 from hashhub.index.vpdq import VpdqIndex
+from hashhub.media.trim import trim_frame
 from hashhub.signals.pdq import PdqSignal
 from hashhub.signals.vpdq import VpdqSignal
 
@@ -57,6 +60,29 @@ def time_hashhub(data: bytes) -> tuple[float, list]:
     start = time.perf_counter()
     frames = VpdqSignal.hash_frames(data)
     return time.perf_counter() - start, frames
+
+
+def time_trimmed(data: bytes) -> tuple[float, int]:
+    """Wall time of the plain and trimmed vPDQ from one decode; how many frames differ."""
+    start = time.perf_counter()
+    plain, trimmed = VpdqSignal.hash_frames_each(data, [None, trim_frame])
+    return time.perf_counter() - start, sum(a != b for a, b in zip(plain, trimmed, strict=False))
+
+
+def pillarboxed(seconds: int, size: tuple[int, int], fps: int) -> bytes:
+    """The same kind of slideshow, its picture 3/4 of the frame's width between black bars."""
+    inner = (size[0] * 3 // 4 // 2 * 2, size[1])
+    photos = sorted((CORPUS / "photos").glob("*.jpg"))[::37]
+    needed = int(np.ceil(seconds / 3.0))
+    left = (size[0] - inner[0]) // 2
+
+    def frames():
+        for rgb in video_clips.drifting_slideshow_frames(photos[:needed], 3.0, fps, inner):
+            canvas = np.zeros((size[1], size[0], 3), np.uint8)
+            canvas[:, left : left + inner[0]] = rgb
+            yield canvas
+
+    return video_clips.encode(frames(), video_clips.MP4, fps=fps, options=ENCODER)
 
 
 def time_reference(data: bytes, threads: int) -> tuple[float, list] | tuple[None, None]:
@@ -127,6 +153,10 @@ def main() -> None:
     copy = video_clips.transcode(video, video_clips.MP4, bitrate=bitrate // 2, options=ENCODER)
 
     ours_s, ours = time_hashhub(video)
+    trim_s, trim_changed = time_trimmed(video)
+    boxed = pillarboxed(args.seconds, size, args.fps)
+    boxed_plain_s, _ = time_hashhub(boxed)
+    boxed_trim_s, boxed_changed = time_trimmed(boxed)
     ref_s, ref = time_reference(video, args.threads)
     query = VpdqSignal.hash_frames(copy)
 
@@ -153,6 +183,13 @@ def main() -> None:
                     "wall_s": round(ours_s, 3),
                     "video_seconds_per_s": round(args.seconds / ours_s, 1),
                     "frames_kept": len(ours),
+                },
+                "hashhub_with_trimmed_frames": {
+                    "wall_s": round(trim_s, 3),
+                    "frames_changed_by_trim": trim_changed,
+                    "pillarboxed_plain_wall_s": round(boxed_plain_s, 3),
+                    "pillarboxed_wall_s": round(boxed_trim_s, 3),
+                    "pillarboxed_frames_changed_by_trim": boxed_changed,
                 },
                 "vpdq_binding": None
                 if ref_s is None

@@ -151,7 +151,7 @@ def test_bad_variant_settings_are_refused_with_the_reason(toml: str, message: st
 
 
 def test_a_pillarboxed_copy_of_a_listed_video_is_found_through_its_trimmed_frames(
-    runtime, fake_hub: FakeHub, corpus: Path
+    runtime, fake_hub: FakeHub, corpus: Path, tmp_path: Path
 ) -> None:
     from hashhub.signals.vpdq import VpdqSignal
     from tests.support import video_clips
@@ -170,3 +170,10 @@ def test_a_pillarboxed_copy_of_a_listed_video_is_found_through_its_trimmed_frame
         assert scan(client, unlisted)["matches"] == []
     with client_with(runtime, Policy.from_toml('[variants]\nenabled = ["mirrors"]\n')) as client:
         assert scan(client, copy)["matches"] == []  # trimming off: the bars hide it
+    folder = tmp_path / "videos"  # the CLI's and Dask's path: files hashed by `hash_file`
+    folder.mkdir()
+    (folder / "boxed.mp4").write_bytes(copy)
+    (result,) = scan_local(
+        Scanner(runtime.store, Policy.default(), runtime.scanner.matcher), [folder], workers=1
+    )
+    assert [(m.meta.item_id, m.variant) for m in result.matches] == [("item-9", "trimmed")]
