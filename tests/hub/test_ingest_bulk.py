@@ -1,5 +1,6 @@
-"""The bulk ingest path: plain rows skip pydantic, documents are assembled from parts, and
-`hashhub hub import` parses the next batch in a second thread while the current one is written.
+"""The bulk ingest path: documents are assembled from parts rendered when rows are parsed, dedup
+lookups go to the driver as plain SQL, and `hashhub hub import` parses the next batch in a second
+thread while the current one is written.
 
 None of it may change what a user sees: the same rows are accepted or rejected with the same
 reasons, the same documents reach the feed, and an import that fails leaves no thread behind.
