@@ -139,3 +139,25 @@ def test_import_reads_gzip_and_reports_progress_in_file_bytes(tmp_path: Path) ->
     assert report.rejected[0]["row"] == 2501 and "JSON" in report.rejected[0]["error"]
     assert seen == sorted(seen) and seen[-1] == packed.stat().st_size and len(seen) >= 3
     hub.close()
+
+
+def test_import_with_save_pool_leaves_files_the_next_start_loads(tmp_path: Path) -> None:
+    from tests.hub.conftest import open_hub
+
+    from hashhub.hub import orgs, poolfile
+
+    db = f"sqlite:///{tmp_path / 'hub.db'}"
+    hub = open_hub(db)
+    orgs.create_org(hub.engine, "iwf", ["contributor"])
+    orgs.create_list(hub.engine, "verified", write=["iwf"])
+    hub.close()
+    rows = tmp_path / "items.ndjson"
+    rows.write_text("\n".join(json.dumps(item(i)) for i in range(300)) + "\n")
+    out = hashhub("hub", "import", str(rows), "--org", "iwf", "--save-pool", db=db)
+    saved = json.loads(out.stdout)["pool_files"]
+    assert saved and Path(saved).is_dir() and Path(saved).parent == tmp_path / "hub.db.pool"
+    restarted = open_hub(db)
+    assert poolfile.pool_dir(restarted.settings) == tmp_path / "hub.db.pool"
+    restarted.refresh()
+    assert len(restarted.pool) == 300
+    restarted.close()

@@ -271,6 +271,10 @@ def import_(
         str | None,
         typer.Option(help="scheme:value for records that carry none (StopNCII JSON, NCMEC XML)"),
     ] = None,
+    save_pool: Annotated[
+        bool,
+        typer.Option(help="then save the match pool's files, so the next `serve` starts in seconds"),
+    ] = False,
     db: Db = DEFAULT_DB,
 ) -> None:
     """Bulk-load items in batches with a progress bar; invalid rows are listed, valid ones written."""
@@ -295,16 +299,20 @@ def import_(
         )
     for row in report.rejected:
         typer.echo(f"rejected row {row['row']}: {row['error']}", err=True)
-    _print(
-        {
-            "rows": report.rows,
-            "created": report.created,
-            "updated": report.updated,
-            "unchanged": report.unchanged,
-            "rejected": report.rejected_count,
-            "cursor": report.cursor,
-        }
-    )
+    summary: dict[str, object] = {
+        "rows": report.rows,
+        "created": report.created,
+        "updated": report.updated,
+        "unchanged": report.unchanged,
+        "rejected": report.rejected_count,
+        "cursor": report.cursor,
+    }
+    if save_pool:
+        from hashhub.hub.poolfile import save_pool as save
+
+        saved = save(hub)
+        summary["pool_files"] = None if saved is None else str(saved)
+    _print(summary)
     if report.rejected_count:
         raise typer.Exit(1)
 
