@@ -113,11 +113,6 @@ class Pool:
         live = self._live_mask(n)
         return int(np.count_nonzero(live & (self._col("signals")[:n] != 0)))
 
-    @property
-    def _signals_of(self) -> _Sized:
-        """Kept for callers that sized the old per-item dict (ops metrics): use len(pool)."""
-        return _Sized(len(self))
-
     def _live_mask(self, n: int) -> np.ndarray:
         status = self._col("status")[:n]
         return (status != _ABSENT) & (status != _WITHDRAWN)
@@ -350,16 +345,6 @@ class Pool:
         for a, b in self._edges(records):
             if b in member_set:
                 self.clusters.union(a, b)
-
-
-class _Sized:
-    __slots__ = ("n",)
-
-    def __init__(self, n: int) -> None:
-        self.n = n
-
-    def __len__(self) -> int:
-        return self.n
 
 
 Fetch = Callable[[list[int]], dict[int, dict[str, str]]]

@@ -46,7 +46,7 @@ def hub_hooks(hub: Hub) -> Hooks:
 
     def index_size() -> float:
         # The pool keeps one entry per live indexed item; it has no public counter of its own.
-        return float(len(hub.pool._signals_of))
+        return float(len(hub.pool))
 
     return Hooks(identify=identify, index_size=index_size)
 
