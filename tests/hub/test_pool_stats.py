@@ -20,16 +20,16 @@ def _submit(hub: Hub, org: str, rows: list[dict[str, Any]], list_name: str = "ve
     return [int(i["id"]) for i in done["items"]]
 
 
-def _sql_counts(hub: Hub) -> dict[str, Any]:
+def _sql_counts(hub: Hub, seen: Any = sa.true()) -> dict[str, Any]:
     live = items.c.status != "withdrawn"
     with db.read(hub.engine) as conn:
 
         def grouped(*cols: Any, join: Any = items, where: Any = live) -> dict[Any, int]:
-            q = sa.select(*cols, sa.func.count()).select_from(join).where(where).group_by(*cols)
+            q = sa.select(*cols, sa.func.count()).select_from(join).where(where, seen).group_by(*cols)
             return {row[0] if len(row) == 2 else ":".join(row[:-1]): row[-1] for row in conn.execute(q)}
 
         return {
-            "items": conn.execute(sa.select(sa.func.count()).select_from(items).where(live)).scalar_one(),
+            "items": conn.scalar(sa.select(sa.func.count()).select_from(items).where(live, seen)),
             "by_status": grouped(items.c.status, where=sa.true()),
             "by_list": grouped(lists.c.name, join=items.join(lists, lists.c.id == items.c.list_id)),
             "by_contributor": grouped(
@@ -84,5 +84,39 @@ def test_stats_of_an_empty_pool(sqlite_url: str) -> None:
         assert stats["by_status"] == {"active": 0, "disputed": 0, "withdrawn": 0}
         assert stats["by_list"] == stats["by_contributor"] == stats["by_grade"] == stats["by_signal"] == {}
         assert len(stats["per_day"]) == STATS_DAYS
+    finally:
+        hub.close()
+
+
+def test_stats_scoped_to_what_a_visitor_may_see_match_sql_counts(sqlite_url: str) -> None:
+    """A member sees counts of the lists it reads, a contributor also its own items elsewhere."""
+    hub = open_hub(sqlite_url)
+    try:
+        populate(hub)
+        _submit(hub, "iwf", [item(1), item(2, grade="B1"), item(3, md5=md5_of(3))])
+        _submit(hub, "ncmec", [item(4), item(5, grade="A2")], "restricted")
+        _submit(hub, "both", [item(6, reviewers=0)])
+        hub.refresh()
+        with db.read(hub.engine) as conn:
+            list_id = dict(conn.execute(sa.select(lists.c.name, lists.c.id)).all())
+            org_id = dict(conn.execute(sa.select(organisations.c.name, organisations.c.id)).all())
+        scopes = [
+            ({list_id["verified"]}, None, items.c.list_id == list_id["verified"]),
+            (set(), org_id["ncmec"], items.c.contributor_id == org_id["ncmec"]),
+            (
+                {list_id["verified"]},
+                org_id["ncmec"],
+                sa.or_(items.c.list_id == list_id["verified"], items.c.contributor_id == org_id["ncmec"]),
+            ),
+            (set(), None, sa.false()),
+        ]
+        for lists_seen, own, where in scopes:
+            stats = hub.pool.stats(lists=lists_seen, contributor=own)
+            expected = _sql_counts(hub, where)
+            assert stats["items"] == expected["items"], (lists_seen, own)
+            for key in ("by_list", "by_contributor", "by_grade", "by_signal"):
+                assert stats[key] == expected[key], (key, lists_seen, own)
+        assert hub.pool.stats(lists=set())["items"] == 0
+        assert hub.pool.stats()["items"] == 6
     finally:
         hub.close()

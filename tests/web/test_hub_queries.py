@@ -46,9 +46,13 @@ def test_dashboard_changes_and_disputes_show_only_what_the_visitor_may_see(db_ur
         seen = hub_queries.dashboard(hub, member_scope)
         assert not seen.whole  # "private" is not the member's to count
         assert seen.by_list == {"shared": 2} and seen.own_live is None and seen.own_disputes is None
+        # Breakdowns count only what the member may see: nothing of "private" (its A2 item).
+        assert seen.stats["items"] == 2 and seen.stats["by_grade"] == {"industry:A1": 1, "industry:B1": 1}
+        assert seen.stats["by_status"] == {"active": 1, "disputed": 1, "withdrawn": 1}
         own = hub_queries.dashboard(hub, own_scope)
         assert own.own_live == 3 and [r["id"] for r in own.own_disputes.rows] == [ids[0]]
         assert own.by_list == {} and not own.whole
+        assert own.stats["items"] == 3 and own.stats["by_list"] == {"shared": 2, "private": 1}
         assert changes[0]["op"] == "delete" and changes[0]["item_id"] == ids[1]
         assert {c["list"] for c in changes} == {"shared"}
         assert [(r["id"], r["reasons"]) for r in disputed] == [(ids[0], {"wrong_grade": 1})]

@@ -164,16 +164,20 @@ class Pool:
             ok &= np.isin(self._col("list")[np.where(inside, ids, 0)], np.fromiter(readable, dtype=np.int32))
         return ok
 
-    def stats(self, now: float | None = None) -> dict[str, Any]:
+    def stats(
+        self, now: float | None = None, *, lists: Iterable[int] | None = None, contributor: int | None = None
+    ) -> dict[str, Any]:
         """Dashboard counts from the columns alone (no database query): live items by list,
         contributor, grade and signal, all items by status, and live items created per day over
-        the last STATS_DAYS days (UTC, oldest first, days without items included as 0)."""
+        the last STATS_DAYS days (UTC, oldest first, days without items included as 0).
+        With `lists` (list ids) or `contributor` (an organisation id), only the items a visitor
+        may see count: those in the lists, or contributed by the organisation."""
         from hashhub.hub import pool_stats  # numba: loaded on first use, as the indexes do
 
         today = int((time.time() if now is None else now) // _DAY)
         first = today - STATS_DAYS + 1
         with self.lock:
-            counts = pool_stats.count(self.cols, first, STATS_DAYS)
+            counts = pool_stats.count(self.cols, first, STATS_DAYS, lists, contributor)
             lists, orgs, grades = dict(self.list_names), dict(self.org_names), list(self.grades)
             bits = dict(self.signal_bits)
 

@@ -6,6 +6,7 @@ on a loaded 2-core machine); one numba loop reads each column once and counts ev
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numba
@@ -40,12 +41,19 @@ def _count(
     out_list: np.ndarray,
     out_contrib: np.ndarray,
     out_grade: np.ndarray,
+    scoped: bool,
+    seen_lists: np.ndarray,
+    own: int,
 ) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
     by_status = np.zeros(4, np.int64)
     by_byte = np.zeros((4, 256), np.int64)  # items by each byte of their signal bits
     per_day = np.zeros(days, np.int64)
     live = 0
     for i in range(status.shape[0]):
+        if scoped:
+            li = lst[i]
+            if contrib[i] != own and not (li < seen_lists.shape[0] and seen_lists[li]):
+                continue
         s = status[i]
         by_status[s] += 1
         if s != _ACTIVE and s != _DISPUTED:
@@ -71,8 +79,12 @@ def _count(
     return live, by_status, by_bit, per_day
 
 
-def count(cols: Columns, first_day: int, days: int) -> Counts:
-    """Counts over the ids below `cols.size`; per_day covers days first_day .. first_day + days - 1."""
+def count(
+    cols: Columns, first_day: int, days: int, lists: Iterable[int] | None = None, own: int | None = None
+) -> Counts:
+    """Counts over the ids below `cols.size`; per_day covers days first_day .. first_day + days - 1.
+    With `lists` or `own`, only items in those lists or contributed by `own` count (a visitor's
+    scope); with neither, every item."""
     n = cols.size
     if n == 0:
         empty = np.zeros(0, np.int64)
@@ -81,7 +93,21 @@ def count(cols: Columns, first_day: int, days: int) -> Counts:
         )
     lst, contrib, grade = cols["list"][:n], cols["contributor"][:n], cols["grade"][:n]
     sized = [np.zeros(int(c.max()) + 1, np.int64) for c in (lst, contrib, grade)]
+    chosen = sorted(set(lists or ()))
+    seen_lists = np.zeros(chosen[-1] + 1 if chosen else 0, np.bool_)
+    seen_lists[chosen] = True
     live, by_status, by_bit, per_day = _count(
-        cols["status"][:n], lst, contrib, grade, cols["signals"][:n], cols["day"][:n], first_day, days, *sized
+        cols["status"][:n],
+        lst,
+        contrib,
+        grade,
+        cols["signals"][:n],
+        cols["day"][:n],
+        first_day,
+        days,
+        *sized,
+        lists is not None or own is not None,
+        seen_lists,
+        -1 if own is None else own,  # no organisation has id -1
     )
     return Counts(int(live), by_status, *sized, by_bit, per_day)

@@ -107,18 +107,16 @@ class Dashboard:
     """What the dashboard shows one visitor.
 
     Counts come from the hub's in-memory pool (`Pool.stats()`: numpy columns, milliseconds at
-    millions of items), which counts the whole pool. A visitor who reads every list sees all of it
-    (`whole` is True). Anyone else sees only what is theirs to see from those counts: the live items
-    of each list they read and the live items they contributed; the breakdowns by grading, signal,
-    contributor and day mix in lists they may not read, so they are left out."""
+    millions of items), restricted to what the visitor may see: the items of the lists it reads and
+    the items it contributed. `whole` says the visitor reads every list (its counts are the hub's)."""
 
     whole: bool
-    stats: dict[str, Any]  # Pool.stats(), shown in full only when `whole`
+    stats: dict[str, Any]  # Pool.stats() of what the visitor may see
     by_list: dict[str, int]  # live items per list the visitor reads
     own_live: int | None  # live items the visitor contributed (contributors only)
     own_disputes: Page | None  # the newest page of the visitor's dispute queue (contributors only)
     hits: RecentHits
-    growth: list[tuple[str, int]]  # items added per day, oldest first (shown when `whole`)
+    growth: list[tuple[str, int]]  # items the visitor may see added per day, oldest first
 
     @property
     def by_grading(self) -> dict[str, int]:
@@ -127,39 +125,50 @@ class Dashboard:
 
 
 class PoolCounts:
-    """`Pool.stats()` kept for the pool's cursor and the day: the pool only changes by catching up
-    to a newer cursor, so visits in between reuse the counts instead of holding the pool's lock
-    (which matches wait on) for the 20-30 ms a count takes at 3.5M items."""
+    """`Pool.stats()` per visitor scope, kept for the pool's cursor and the day: the pool only
+    changes by catching up to a newer cursor, so visits in between reuse the counts instead of
+    holding the pool's lock (which matches wait on) for the 20-30 ms a count takes at 3.5M items."""
+
+    MAX_SCOPES = 256  # distinct visitor scopes kept for one cursor (an organisation is one scope)
 
     def __init__(self) -> None:
         self._key: tuple[int, int, int] | None = None
-        self._counts: dict[str, Any] = {}
+        self._counts: dict[tuple[tuple[int, ...], int | None] | None, dict[str, Any]] = {}
         self._lock = threading.Lock()
 
-    def get(self, hub: Hub, now: float) -> dict[str, Any]:
+    def get(self, hub: Hub, now: float, scope: Scope | None = None, whole: bool = True) -> dict[str, Any]:
+        """Counts of what `scope` may see (every item when `whole` or no scope is given)."""
         cursor = hub.refresh()  # up to the committed head first, as a match is
         key = (id(hub.pool), cursor, int(now // DAY))
+        seen = None if whole or scope is None else (tuple(sorted(i for i, _ in scope.readable)), scope.own)
         with self._lock:
-            if key != self._key:
-                self._counts, self._key = hub.pool.stats(now), key
-            return self._counts
+            if key != self._key or len(self._counts) >= self.MAX_SCOPES:
+                self._counts, self._key = {}, key
+            if seen not in self._counts:
+                self._counts[seen] = (
+                    hub.pool.stats(now)
+                    if seen is None
+                    else hub.pool.stats(now, lists=seen[0], contributor=seen[1])
+                )
+            return self._counts[seen]
 
 
 def dashboard(
     hub: Hub, scope: Scope, now: float | None = None, counts: PoolCounts | None = None
 ) -> Dashboard:
-    """The visitor's dashboard: the pool's counts (see `PoolCounts`) plus two bounded queries (the
-    dispute queue's first page, recent hits)."""
+    """The visitor's dashboard: the pool's counts of what the visitor may see (see `PoolCounts`)
+    plus two bounded queries (the dispute queue's first page, recent hits)."""
     now = time.time() if now is None else now
-    stats = (counts or PoolCounts()).get(hub, now)
     readable = {name for _, name in scope.readable}
     with db.read(hub.engine) as conn:
         all_lists = set(conn.execute(sa.select(lists.c.name)).scalars())
         own_name = None if scope.own is None else org_names(conn).get(scope.own)
         disputes = None if scope.own is None else disputed(conn, scope.own, None)
         hits_seen = recent_hits(conn, scope, now)
+    whole = bool(readable) and readable >= all_lists
+    stats = (counts or PoolCounts()).get(hub, now, scope, whole)
     return Dashboard(
-        whole=bool(readable) and readable >= all_lists,
+        whole=whole,
         stats=stats,
         by_list={name: stats["by_list"].get(name, 0) for name in sorted(readable)},
         own_live=None if own_name is None else stats["by_contributor"].get(own_name, 0),

@@ -86,7 +86,7 @@ def dashboard(request: Request, who: Signed) -> Response:
     if scope.empty:
         return render(request, "hub/dashboard.html", board=None, chart=None, scope=scope)
     board = hub_queries.dashboard(hub, scope, counts=request.app.state.web_counts)
-    chart = charts.bar_chart(board.growth) if board.whole else None
+    chart = charts.bar_chart(board.growth)
     return render(request, "hub/dashboard.html", board=board, chart=chart, scope=scope)
 
 
