@@ -33,7 +33,6 @@ from hashhub.hub.models import (
 
 PAGE = 50
 GROWTH_DAYS = 30
-AUDIT_WINDOW = 200_000
 CHANGES_WINDOW = 100_000
 HITS_WINDOW = 100_000
 DAY = 86400
@@ -227,14 +226,10 @@ def item_feedback(conn: Connection, item_id: int) -> list[dict[str, Any]]:
 
 
 def item_audit(conn: Connection, item_id: int) -> list[dict[str, Any]]:
-    """Audit records that name this item, newest first, among the latest `AUDIT_WINDOW` records.
-
-    The audit log has no index on its target (and every match adds a record), so the search is
-    bounded to a window of the newest records by their primary key instead of scanning it all."""
-    newest = heads.current(conn, heads.AUDIT)
+    """The newest page of audit records that name this item (an index range on (target, seq))."""
     rows = conn.execute(
         sa.select(audit_log.c.seq, audit_log.c.at, audit_log.c.actor, audit_log.c.action, audit_log.c.detail)
-        .where(audit_log.c.seq > newest - AUDIT_WINDOW, audit_log.c.target == str(item_id))
+        .where(audit_log.c.target == str(item_id))
         .order_by(audit_log.c.seq.desc())
         .limit(PAGE)
     ).all()

@@ -146,7 +146,6 @@ def item_page(request: Request, who: Signed, item_id: ItemId, done: str = "") ->
         notes=notes,
         trail=trail,
         trail_shown=principal.has("admin"),
-        audit_window=hub_queries.AUDIT_WINDOW,
         member=principal.has("member") and not owner,
         done=DONE.get(done, ""),
     )
