@@ -34,7 +34,7 @@ try:
 except ImportError as exc:  # pragma: no cover - a usage error, reported plainly
     sys.exit(f"benchmarks/index_pdq.py needs the bench extra (pip install -e '.[bench]'): {exc}")
 
-from hashhub.index import PdqIndex
+from hashhub.index import PdqIndex, _pdq_segment
 
 RADIUS = 31
 Results = list[set[int]]
@@ -285,8 +285,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--singles", type=int, default=200, help="single queries timed for p50/p99")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--no-sweep", action="store_true", help="hashhub answers every batch query by query (for comparison)"
+    )
     parser.add_argument("--skip", action="append", choices=["hashhub", "faiss_flat", "faiss_multihash"])
     args = parser.parse_args(argv)
+    if args.no_sweep:
+        _pdq_segment.SWEEP_MIN = 1 << 62  # forked engine processes inherit it
     for n in args.size or [1_000_000]:
         print(json.dumps(run_size(n, args)), flush=True)
 

@@ -41,6 +41,7 @@ def test_large_batches_equal_brute_force(index, radius: int, monkeypatch: pytest
     ix, ids, codes = index
     monkeypatch.setattr(_pdq_segment, "_SCAN_ROW_NS", 1e12)  # tables even where a scan would win
     monkeypatch.setattr(_pdq_segment, "SWEEP_MIN", 5)
+    monkeypatch.setattr(_pdq_segment, "SWEEP_MIN_ROWS", 0)
     queries = queries_for(np.random.default_rng(radius), codes, 24)
     total = 0
     for q, match in zip(queries, ix.search(queries, radius=radius), strict=True):
@@ -55,6 +56,7 @@ def test_a_real_large_batch_equals_the_per_query_path(index, monkeypatch: pytest
     """A batch above the sweep threshold, slices of default size, against one query at a time."""
     ix, _, codes = index
     monkeypatch.setattr(_pdq_segment, "_SCAN_ROW_NS", 1e12)
+    monkeypatch.setattr(_pdq_segment, "SWEEP_MIN_ROWS", 0)  # the sweep pays from ~2M rows on
     queries = queries_for(np.random.default_rng(5), codes, 2 * _pdq_segment.SWEEP_MIN + 100)
     swept = ix.search(queries)
     monkeypatch.setattr(_pdq_segment, "SWEEP_MIN", 1 << 40)
