@@ -25,7 +25,9 @@ from hashhub.hub.errors import Forbidden, Invalid
 from hashhub.hub.feed import FeedFilter, read
 
 _labels = st.dictionaries(
-    st.text(max_size=8), st.one_of(st.text(max_size=8), st.integers(), st.booleans(), st.none()), max_size=3
+    st.text(max_size=8),
+    st.one_of(st.text(max_size=8), st.integers(-(2**63), 2**63 - 1), st.booleans(), st.none()),
+    max_size=3,
 )
 
 
@@ -81,6 +83,19 @@ def test_rows_pydantic_would_convert_are_still_converted_and_bad_ones_named(hub:
     assert docs["ext-2"]["verification"]["verified_at"] == "2026-01-02T03:04:05Z"
     assert docs["ext-4"]["labels"] == {"source": "hotline", "n": 2, "ok": True}
     assert docs["ext-1"]["fingerprints"] == {"md5": md5_of(1), "pdq": pdq_of(1)}
+
+
+def test_a_label_integer_beyond_64_bits_is_a_rejected_row_not_a_crash(hub: Hub) -> None:
+    """It used to reach orjson when the document was rendered and raise TypeError (a 500)."""
+    populate(hub)
+    me = orgs.acting_as(hub.engine, "iwf")
+    rows = [item(1), {**item(2), "labels": {"case": 2**64}}, {**item(3), "labels": {"case": -(2**63)}}]
+    result = ingest.submit(hub, me, "verified", rows, partial=True)
+    assert [r["index"] for r in result["items"]] == [0, 2]
+    (rejected,) = result["rejected"]
+    assert rejected["index"] == 1 and rejected["error"].startswith("labels")
+    with pytest.raises(Invalid):
+        ingest.submit(hub, me, "verified", [{**item(4), "labels": {"n": 2**63}}])
 
 
 def _feed_items(hub: Hub) -> list[dict[str, Any]]:

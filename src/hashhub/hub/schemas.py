@@ -15,10 +15,19 @@ from typing import (
     Required,  # pydantic needs these on Python 3.11
 )
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from typing_extensions import TypedDict
 
-Label = str | int | float | bool | None
+
+def _within_64_bits(value: object) -> object:
+    # Documents are serialised with orjson, which refuses larger integers; refuse them here, with the
+    # field named, rather than let the union turn them into floats.
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
+        raise ValueError("integers must fit in 64 bits")
+    return value
+
+
+Label = Annotated[str | int | float | bool | None, BeforeValidator(_within_64_bits)]
 
 
 Short = Annotated[str, Field(min_length=1, max_length=64)]
