@@ -30,6 +30,7 @@ import numpy as np
 import orjson
 
 from hashhub.agent.metatable import COLUMNS, MetaColumns, ValueTables
+from hashhub.durable import fsync_path
 from hashhub.index import ExactIndex, IndexFileError, PdqIndex
 
 FORMAT = 1
@@ -50,14 +51,6 @@ class SavedState:
     exact: dict[str, ExactIndex]
     videos: dict[int, str]
     meta: MetaColumns
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _crc32(path: Path) -> int:
@@ -94,9 +87,9 @@ def save(directory: Path, state: SavedState) -> Path:
         (folder / "videos.json").write_bytes(orjson.dumps({str(k): v for k, v in state.videos.items()}))
         files: dict[str, dict[str, int]] = {}
         for path in sorted(folder.iterdir()):
-            _fsync(path)
+            fsync_path(path)
             files[path.name] = {"bytes": path.stat().st_size, "crc32": _crc32(path)}
-        _fsync(folder)
+        fsync_path(folder)
         manifest = {
             "format": FORMAT,
             "store_id": state.store_id,
@@ -111,7 +104,7 @@ def save(directory: Path, state: SavedState) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, directory / MANIFEST)
-        _fsync(directory)
+        fsync_path(directory)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise

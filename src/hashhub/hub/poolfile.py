@@ -46,6 +46,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, make_url
 
 from hashhub import db
+from hashhub.durable import fsync_path
 from hashhub.hub import heads, indexes
 from hashhub.hub.columns import SPEC, Columns
 from hashhub.hub.models import changes
@@ -127,20 +128,12 @@ def _sha256(path: Path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _write_current(directory: Path, name: str) -> None:
     tmp = directory / f".{_CURRENT}.{os.getpid()}.tmp"
     tmp.write_text(name + "\n")
-    _fsync(tmp)
+    fsync_path(tmp)
     os.replace(tmp, directory / _CURRENT)
-    _fsync(directory)
+    fsync_path(directory)
 
 
 # -- saving ---------------------------------------------------------------------------------------
@@ -204,7 +197,7 @@ def _save_locked(pool: Pool, engine: Engine, directory: Path) -> Path | None:
             index_files[signal] = name
             files += [p.name for p in adapter.save(tmp / name)]
         for name in files:
-            _fsync(tmp / name)
+            fsync_path(tmp / name)
         manifest = {
             "format": POOL_FORMAT,
             "columns_format": _fileformat().FORMAT_VERSION,
@@ -220,11 +213,11 @@ def _save_locked(pool: Pool, engine: Engine, directory: Path) -> Path | None:
             **meta,
         }
         (tmp / _MANIFEST).write_text(json.dumps(manifest))
-        _fsync(tmp / _MANIFEST)
-        _fsync(tmp)
+        fsync_path(tmp / _MANIFEST)
+        fsync_path(tmp)
         final = directory / f"snap-{cursor:015d}-{token}"
         os.rename(tmp, final)
-        _fsync(directory)
+        fsync_path(directory)
         _write_current(directory, final.name)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
