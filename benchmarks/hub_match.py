@@ -34,7 +34,6 @@ import random
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -47,12 +46,8 @@ import numpy as np
 import orjson
 import psutil
 
-from hashhub.hub import orgs
-from hashhub.hub.core import Hub
-from hashhub.hub.settings import HubSettings
+from _random_hub import GRADE, HASHHUB, import_file, new_hub, write_items  # benchmarks/ is on sys.path
 
-HASHHUB = [sys.executable, "-c", "from hashhub.cli import main; main()"]
-GRADE = {"scheme": "industry", "value": "A1"}
 SAMPLES = 1000
 FRESH_SUBMITS = 20
 STARTED = b"Application startup complete"  # uvicorn logs it once per worker
@@ -70,50 +65,13 @@ PEER = {
 }
 
 
-def write_items(path: Path, count: int, rng: np.random.Generator) -> list[str]:
-    """N random PDQ+MD5 items as NDJSON; returns a sample of the listed PDQs to query near."""
-    sample: list[str] = []
-    with path.open("wb") as out:
-        for start in range(0, count, 100_000):
-            n = min(100_000, count - start)
-            pdqs = rng.integers(0, 256, size=(n, 32), dtype=np.uint8)
-            md5s = rng.integers(0, 256, size=(n, 16), dtype=np.uint8)
-            lines = []
-            for i in range(n):
-                pdq = pdqs[i].tobytes().hex()
-                row = {"external_id": f"b-{start + i}", "classification": GRADE}
-                row["fingerprints"] = {"pdq": pdq, "md5": md5s[i].tobytes().hex()}
-                lines.append(orjson.dumps(row))
-            out.write(b"\n".join(lines) + b"\n")
-            sample.extend(pdqs[j].tobytes().hex() for j in range(0, n, max(1, count // SAMPLES)))
-    return sample[:SAMPLES]
-
-
 def build(folder: Path, count: int, env: dict[str, str]) -> dict[str, Any]:
     """A hub database in `folder` with `count` imported items; returns what later runs need."""
     db = f"sqlite:///{folder / 'hub.db'}"
-    hub = Hub(HubSettings(db=db))
-    try:
-        keys = {
-            "contrib": orgs.create_org(hub.engine, "contrib", ["contributor"])["api_key"],
-            "plat": orgs.create_org(hub.engine, "plat", ["member"])["api_key"],
-        }
-        orgs.create_list(hub.engine, "verified", read=["plat"], write=["contrib"])
-    finally:
-        hub.close()
+    keys = new_hub(db)
     items = folder / "items.ndjson"
-    listed = write_items(items, count, np.random.default_rng(7))
-    started = time.perf_counter()
-    imported = subprocess.run(
-        [*HASHHUB, "hub", "import", str(items), "--org", "contrib", "--list", "verified"],
-        env={**env, "HASHHUB_DB": db},
-        capture_output=True,
-        text=True,
-    )
-    import_s = time.perf_counter() - started
-    items.unlink()
-    if imported.returncode != 0:
-        raise SystemExit(f"import failed: {imported.stderr[-2000:]}")
+    listed = write_items(items, count, samples=SAMPLES)
+    import_s = import_file(items, db, env)
     return {"db": db, "items": count, "keys": keys, "listed": listed, "import_s": import_s}
 
 

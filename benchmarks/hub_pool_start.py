@@ -23,7 +23,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -31,42 +30,15 @@ from typing import Any
 
 import httpx
 import numpy as np
-import orjson
 import psutil
 
-from hashhub.hub import orgs
+from _random_hub import HASHHUB, import_file, new_hub, write_items  # benchmarks/ is on sys.path
 from hashhub.hub.core import Hub
 from hashhub.hub.pool import Pool
 from hashhub.hub.settings import HubSettings
 from hashhub.servers import stop
 
-HASHHUB = [sys.executable, "-c", "from hashhub.cli import main; main()"]
-GRADE = {"scheme": "industry", "value": "A1"}
 WARM_QUERIES = 200
-
-
-def write_items(path: Path, count: int, seed: int = 7, prefix: str = "s") -> list[str]:
-    """N random PDQ+MD5 items, one NDJSON line each; returns some of the listed PDQs."""
-    rng = np.random.default_rng(seed)
-    sample: list[str] = []
-    with path.open("wb") as out:
-        for start in range(0, count, 100_000):
-            n = min(100_000, count - start)
-            pdqs = rng.integers(0, 256, size=(n, 32), dtype=np.uint8)
-            md5s = rng.integers(0, 256, size=(n, 16), dtype=np.uint8)
-            rows = (
-                orjson.dumps(
-                    {
-                        "external_id": f"{prefix}-{start + i}",
-                        "classification": GRADE,
-                        "fingerprints": {"pdq": pdqs[i].tobytes().hex(), "md5": md5s[i].tobytes().hex()},
-                    }
-                )
-                for i in range(n)
-            )
-            out.write(b"\n".join(rows) + b"\n")
-            sample.extend(pdqs[j].tobytes().hex() for j in range(0, n, max(1, n // 50)))
-    return sample
 
 
 def memory(pid: int) -> dict[str, float]:
@@ -127,21 +99,6 @@ class Server:
         stop(self.proc)
 
 
-def import_file(path: Path, db: str, env: dict[str, str]) -> float:
-    """`hashhub hub import` of an NDJSON file (then deleted); returns the seconds it took."""
-    started = time.perf_counter()
-    imported = subprocess.run(
-        [*HASHHUB, "hub", "import", str(path), "--org", "contrib", "--list", "verified"],
-        env={**env, "HASHHUB_DB": db},
-        capture_output=True,
-        text=True,
-    )
-    if imported.returncode != 0:
-        raise SystemExit(f"import failed: {imported.stderr[-3000:]}")
-    path.unlink()
-    return round(time.perf_counter() - started, 1)
-
-
 def prepare(tmp: Path, items: int, env: dict[str, str], out: dict[str, Any]) -> tuple[str, str, list[str]]:
     """The imported database in `tmp` (made once; a later run with the same folder reuses it) with
     no pool files yet; returns its URL, a member's key and some listed PDQs."""
@@ -155,15 +112,9 @@ def prepare(tmp: Path, items: int, env: dict[str, str], out: dict[str, Any]) -> 
             return db, saved["member"], saved["listed"]
     for stale in tmp.glob("hub.db*"):
         stale.unlink()
-    hub = Hub(HubSettings(db=db))
-    try:
-        orgs.create_org(hub.engine, "contrib", ["contributor"])
-        member = orgs.create_org(hub.engine, "plat", ["member"])["api_key"]
-        orgs.create_list(hub.engine, "verified", read=["plat"], write=["contrib"])
-    finally:
-        hub.close()
-    listed = write_items(tmp / "items.ndjson", items)
-    out["import_s"] = import_file(tmp / "items.ndjson", db, env)
+    member = new_hub(db)["plat"]
+    listed = write_items(tmp / "items.ndjson", items, prefix="s", samples=50 * (1 + items // 100_000))
+    out["import_s"] = round(import_file(tmp / "items.ndjson", db, env), 1)
     ready.write_text(json.dumps({"items": items, "member": member, "listed": listed}))
     return db, member, listed
 
@@ -270,7 +221,13 @@ def main() -> None:
             if second is not None:
                 second.close()
         if opts.later:  # changes after the snapshot: a restart maps the files and replays these
-            later = write_items(tmp / "later.ndjson", opts.later, seed=11, prefix=f"later{time.time_ns()}")
+            later = write_items(
+                tmp / "later.ndjson",
+                opts.later,
+                seed=11,
+                prefix=f"later{time.time_ns()}",
+                samples=50 * (1 + opts.later // 100_000),
+            )
             import_file(tmp / "later.ndjson", db, env)
             ready = json.loads((tmp / "prepared.json").read_text())
             ready["later"] = ready.get("later", 0) + opts.later
