@@ -16,10 +16,7 @@ import httpx
 import pytest
 from tests.agent.procs import free_port, server
 from tests.hub.conftest import flip_bits, item
-
-from hashhub.hub import orgs
-from hashhub.hub.core import Hub
-from hashhub.hub.settings import HubSettings
+from tests.support.hubs import contributor_and_member
 
 #: the promise under test: a committed change is visible at every process within this many seconds.
 FOLLOW_S = 1.0
@@ -46,14 +43,8 @@ def pair(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Pair]:
         if request.param == "sqlite"
         else request.getfixturevalue("postgres_url")
     )
-    # Organisations in-process (a CLI process per command costs seconds here); the servers are real.
-    setup = Hub(HubSettings(db=url))
-    try:
-        contrib = orgs.create_org(setup.engine, "contrib", ["contributor"])["api_key"]
-        member = orgs.create_org(setup.engine, "plat", ["member"])["api_key"]
-        orgs.create_list(setup.engine, "verified", read=["plat"], write=["contrib"])
-    finally:
-        setup.close()
+    keys = contributor_and_member(url)
+    contrib, member = keys["contrib"], keys["plat"]
     with ExitStack() as stack:
         bases = []
         for name in "ab":

@@ -17,11 +17,10 @@ import pytest
 import sqlalchemy as sa
 from tests.agent.procs import free_port, server
 from tests.hub.conftest import flip_bits, item
+from tests.support.hubs import contributor_and_member
 
-from hashhub.hub import audit, orgs
-from hashhub.hub.core import Hub
+from hashhub.hub import audit
 from hashhub.hub.models import audit_log
-from hashhub.hub.settings import HubSettings
 
 FOLLOW_S = 1.0
 WORKERS = 2
@@ -44,13 +43,8 @@ class Served:
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[Served]:
     url = f"sqlite:///{tmp_path / 'hub.db'}"
-    setup = Hub(HubSettings(db=url))
-    try:
-        contrib = orgs.create_org(setup.engine, "contrib", ["contributor"])["api_key"]
-        member = orgs.create_org(setup.engine, "plat", ["member"])["api_key"]
-        orgs.create_list(setup.engine, "verified", read=["plat"], write=["contrib"])
-    finally:
-        setup.close()
+    keys = contributor_and_member(url)
+    contrib, member = keys["contrib"], keys["plat"]
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     args = ("hub", "serve", "--db", url, "--port", str(port), "--workers", str(WORKERS))

@@ -19,10 +19,11 @@ import httpx
 import orjson
 import pytest
 
-from hashhub.hub import importer, orgs
+from hashhub.hub import importer
 from hashhub.hub.core import Hub
 from hashhub.hub.settings import HubSettings
 from tests.agent.procs import HASHHUB, env, free_port, hashhub, wait_http
+from tests.support.hubs import contributor_and_member
 
 pytestmark = pytest.mark.slow
 BATCH = 1000
@@ -38,19 +39,6 @@ def _rows(prefix: str, count: int, rng: random.Random) -> list[dict[str, object]
         }
         for i in range(count)
     ]
-
-
-def _new_hub(db: Path) -> dict[str, str]:
-    hub = Hub(HubSettings(db=f"sqlite:///{db}"))
-    try:
-        keys = {
-            "contrib": orgs.create_org(hub.engine, "contrib", ["contributor"])["api_key"],
-            "plat": orgs.create_org(hub.engine, "plat", ["member"])["api_key"],
-        }
-        orgs.create_list(hub.engine, "verified", read=["plat"], write=["contrib"])
-    finally:
-        hub.close()
-    return keys
 
 
 def _import(db: Path, rows: list[dict[str, object]], tmp: Path) -> None:
@@ -96,7 +84,7 @@ def _counts_by_prefix(db: Path) -> dict[str, int]:
 
 def test_hub_killed_during_an_import_keeps_every_acknowledged_batch_whole(tmp_path: Path) -> None:
     db = tmp_path / "hub.db"
-    keys = _new_hub(db)
+    keys = contributor_and_member(f"sqlite:///{db}")
     rng = random.Random(9)
     acked: list[int] = []
     in_flight: list[int] = []
@@ -164,7 +152,7 @@ def _agent_cursor(agent_db: Path) -> int:
 @pytest.mark.parametrize("victim", ["agent", "hub"])
 def test_sync_killed_midway_resumes_with_nothing_missed_or_doubled(tmp_path: Path, victim: str) -> None:
     db, agent_db = tmp_path / "hub.db", tmp_path / "agent.db"
-    keys = _new_hub(db)
+    keys = contributor_and_member(f"sqlite:///{db}")
     port = free_port()
     rng = random.Random(11)
     _import(db, _rows("first", 2000, rng), tmp_path)

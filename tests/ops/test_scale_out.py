@@ -14,10 +14,8 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from hashhub.hub import orgs
-from hashhub.hub.core import Hub
-from hashhub.hub.settings import HubSettings
 from tests.agent.procs import HASHHUB, env, free_port, wait_http
+from tests.support.hubs import contributor_and_member
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 WRITERS, BATCHES, BATCH = 4, 10, 50
@@ -42,13 +40,8 @@ def _serve(db: str, log: Path) -> Iterator[str]:
 
 
 def test_two_hub_processes_keep_the_feed_ordered_and_complete(postgres_url: str, tmp_path: Path) -> None:
-    hub = Hub(HubSettings(db=postgres_url))
-    try:
-        contrib = orgs.create_org(hub.engine, "contrib", ["contributor"])["api_key"]
-        member = orgs.create_org(hub.engine, "plat", ["member"])["api_key"]
-        orgs.create_list(hub.engine, "verified", read=["plat"], write=["contrib"])
-    finally:
-        hub.close()
+    keys = contributor_and_member(postgres_url)
+    contrib, member = keys["contrib"], keys["plat"]
     with ExitStack() as stack:
         urls = [stack.enter_context(_serve(postgres_url, tmp_path / f"hub{i}.log")) for i in range(2)]
         errors: list[BaseException] = []
