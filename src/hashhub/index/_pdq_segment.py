@@ -185,27 +185,24 @@ class PdqSegment:
         if t is not None and probe_cost(n, t.bits, radius) < _SCAN_ROW_NS * n:
             radii = chunk_radii(radius)
             masks, flips, ball = _masks(int(t.bits.max()), int(radii.max()))
-            obase = t.obase
+            # Both kernels take the same table arguments before the queries and the same probe
+            # arguments after them.
+            tables = (
+                self.codes,
+                self.alive,
+                t.offsets,
+                t.obase,
+                t.entries,
+                t.bits,
+                _kernels.CHUNK_STARTS,
+                _kernels.CHUNK_WIDTHS,
+            )
+            probes = (radius, radii, masks, flips, ball)
 
             def probe(lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
                 if hi - lo >= SWEEP_MIN and n >= SWEEP_MIN_ROWS:
                     return _sweep(lo, hi)
-                q, r, d = _kernels.multi_index_search(
-                    self.codes,
-                    self.alive,
-                    t.offsets,
-                    obase,
-                    t.entries,
-                    t.bits,
-                    _kernels.CHUNK_STARTS,
-                    _kernels.CHUNK_WIDTHS,
-                    queries[lo:hi],
-                    radius,
-                    radii,
-                    masks,
-                    flips,
-                    ball,
-                )
+                q, r, d = _kernels.multi_index_search(*tables, queries[lo:hi], *probes)
                 return q + lo, r, d
 
             def _sweep(lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -215,22 +212,7 @@ class PdqSegment:
                 out = []
                 for a, b in itertools.pairwise(bounds):
                     q, r, d = _pdq_batch.sweep_search(
-                        self.codes,
-                        self.alive,
-                        t.offsets,
-                        obase,
-                        t.entries,
-                        t.bits,
-                        _kernels.CHUNK_STARTS,
-                        _kernels.CHUNK_WIDTHS,
-                        np.ascontiguousarray(queries[a:b]),
-                        radius,
-                        radii,
-                        masks,
-                        flips,
-                        ball,
-                        lmasks,
-                        lball,
+                        *tables, np.ascontiguousarray(queries[a:b]), *probes, lmasks, lball
                     )
                     out.append((q + a, r, d))
                 return tuple(np.concatenate(x) for x in zip(*out, strict=True))  # type: ignore[return-value]
