@@ -7,6 +7,10 @@ the changes after its cursor, instead of reading every item from the database.
         manifest.json                         written last: cursor, schema, database anchor, checksums
     <pool dir>/.lock                          fcntl lock: the one process saving (or cold-building)
 
+The folder mechanics (atomic publish, manifest, checksums, pruning, the lock) are
+`hashhub.snapshotfiles`, shared with the agent's saved state; this module decides what a pool
+snapshot holds and when it can be trusted.
+
 Trust: a snapshot is used only if its manifest's format, schema revision and cluster settings are
 ours, every file has the size and SHA-256 the manifest lists, and the database still holds, at the
 snapshot's cursor, the very change row the snapshot was taken after (`anchor`: item id, op, kind and
@@ -26,17 +30,10 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import fcntl
 import gc
-import hashlib
-import json
 import logging
-import os
-import secrets
-import shutil
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -45,13 +42,13 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, make_url
 
-from hashhub import db
-from hashhub.durable import fsync_path
+from hashhub import db, snapshotfiles
 from hashhub.hub import heads, indexes
 from hashhub.hub.columns import SPEC, Columns
 from hashhub.hub.models import changes
 from hashhub.hub.pool import Fetch, Pool
 from hashhub.hub.settings import HubSettings
+from hashhub.snapshotfiles import SnapshotError, position_of, saver_lock
 
 if TYPE_CHECKING:
     from hashhub.hub.core import Hub
@@ -60,9 +57,9 @@ log = logging.getLogger("hashhub.hub.poolfile")
 
 POOL_FORMAT = 1
 _COLUMNS_MAGIC = b"HHPOOLC1"
-_CURRENT = "CURRENT"
-_MANIFEST = "manifest.json"
-_KEEP = 2  # snapshots kept: the current one and the one before (a loader may still be reading it)
+
+#: a snapshot that must not be used; the message says why (the name other code knows it by)
+Untrusted = SnapshotError
 
 
 def pool_dir(settings: HubSettings) -> Path | None:
@@ -78,25 +75,6 @@ def pool_dir(settings: HubSettings) -> Path | None:
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
         return Path(url.database + ".pool")
     return None
-
-
-@contextlib.contextmanager
-def _locked(directory: Path, *, wait: bool) -> Iterator[bool]:
-    """Hold the directory's saver lock; yields False at once when `wait` is off and it is taken."""
-    directory.mkdir(parents=True, exist_ok=True)
-    fd = os.open(directory / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
 
 
 def _schema(conn: Connection) -> str:
@@ -123,19 +101,6 @@ def _anchor(conn: Connection, cursor: int) -> dict[str, Any] | None:
     }
 
 
-def _sha256(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
-def _write_current(directory: Path, name: str) -> None:
-    tmp = directory / f".{_CURRENT}.{os.getpid()}.tmp"
-    tmp.write_text(name + "\n")
-    fsync_path(tmp)
-    os.replace(tmp, directory / _CURRENT)
-    fsync_path(directory)
-
-
 # -- saving ---------------------------------------------------------------------------------------
 
 
@@ -148,7 +113,7 @@ def save_pool(hub: Hub, *, wait: bool = True) -> Path | None:
     if directory is None:
         return None
     hub.refresh()
-    with _locked(directory, wait=wait) as got:
+    with saver_lock(directory, wait=wait) as got:
         if not got:
             return None
         return _save_locked(hub.pool, hub.engine, directory)
@@ -183,79 +148,41 @@ def _save_locked(pool: Pool, engine: Engine, directory: Path) -> Path | None:
     if anchor is None:
         log.warning("pool not saved: the change log has no row at cursor %s", cursor)
         return None
-    _clear_stale(directory)
-    token = secrets.token_hex(4)
-    tmp = directory / f".tmp-{os.getpid()}-{token}"
-    tmp.mkdir()
-    try:
-        files = ["columns.hhix"]
-        _fileformat().write(tmp / "columns.hhix", _COLUMNS_MAGIC, {"size": size}, columns)
-        del columns
-        index_files = {}
-        for n, (signal, adapter) in enumerate(sorted(adapters.items())):
-            name = f"index-{n}.hhix"
-            index_files[signal] = name
-            files += [p.name for p in adapter.save(tmp / name)]
-        for name in files:
-            fsync_path(tmp / name)
-        manifest = {
-            "format": POOL_FORMAT,
-            "columns_format": _fileformat().FORMAT_VERSION,
-            "schema": schema,
-            "cursor": cursor,
-            "anchor": anchor,
-            "size": size,
-            "saved_at": time.time(),
-            "indexes": index_files,
-            "files": {
-                name: {"bytes": (tmp / name).stat().st_size, "sha256": _sha256(tmp / name)} for name in files
-            },
-            **meta,
-        }
-        (tmp / _MANIFEST).write_text(json.dumps(manifest))
-        fsync_path(tmp / _MANIFEST)
-        fsync_path(tmp)
-        final = directory / f"snap-{cursor:015d}-{token}"
-        os.rename(tmp, final)
-        fsync_path(directory)
-        _write_current(directory, final.name)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    _prune(directory, final.name)
+    index_files = {signal: f"index-{n}.hhix" for n, signal in enumerate(sorted(adapters))}
+    copied = [columns]  # handed over, so the copy is freed once written (before the indexes are)
+    del columns
+
+    def write_files(folder: Path) -> None:
+        _fileformat().write(folder / "columns.hhix", _COLUMNS_MAGIC, {"size": size}, copied.pop())
+        for signal, name in index_files.items():
+            adapters[signal].save(folder / name)
+
+    manifest = {
+        "format": POOL_FORMAT,
+        "columns_format": _fileformat().FORMAT_VERSION,
+        "schema": schema,
+        "cursor": cursor,
+        "anchor": anchor,
+        "size": size,
+        "saved_at": time.time(),
+        "indexes": index_files,
+        **meta,
+    }
+    final = snapshotfiles.write_snapshot(directory, cursor, write_files, manifest, checksum="sha256")
     log.info("pool saved at cursor %s (%s items) in %s", cursor, size, final)
     return final
-
-
-def _clear_stale(directory: Path) -> None:
-    """Temporary folders left by a saver that died (we hold the lock, so none is being written)."""
-    for tmp in directory.glob(".tmp-*"):
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _prune(directory: Path, current: str) -> None:
-    """Drop all but the newest snapshots; processes that mapped a dropped one keep their pages."""
-    snaps = sorted(p.name for p in directory.glob("snap-*") if p.name != current)
-    for name in snaps[: max(0, len(snaps) - (_KEEP - 1))]:
-        shutil.rmtree(directory / name, ignore_errors=True)
 
 
 # -- loading --------------------------------------------------------------------------------------
 
 
-class Untrusted(Exception):
-    """A snapshot that must not be used; the message says why."""
-
-
 def current_snapshot(directory: Path) -> Path | None:
+    """The snapshot to load from `directory`, or None (nothing saved, or CURRENT unreadable)."""
     try:
-        name = (directory / _CURRENT).read_text().strip()
-    except FileNotFoundError:
-        return None
+        return snapshotfiles.current(directory)
     except OSError as e:  # unreadable: the caller builds from the database (and says so)
         log.warning("pool files in %s unusable (%s)", directory, e)
         return None
-    return directory / name if name else None
 
 
 def load_pool(
@@ -281,15 +208,8 @@ def load_pool(
 def _load(
     snap: Path, engine: Engine, fetch: Fetch, cluster_radius: dict[str, float], delta_limit: int
 ) -> Pool:
-    try:
-        manifest = json.loads((snap / _MANIFEST).read_text())
-    except FileNotFoundError:
-        raise Untrusted("it has no manifest (an unfinished save)") from None
-    except json.JSONDecodeError as e:
-        raise Untrusted(f"its manifest is damaged ({e})") from None
-    files_format = _fileformat().FORMAT_VERSION
-    if manifest.get("format") != POOL_FORMAT or manifest.get("columns_format") != files_format:
-        raise Untrusted(f"it has pool format {manifest.get('format')}; this hashhub reads {POOL_FORMAT}")
+    expect = {"format": POOL_FORMAT, "columns_format": _fileformat().FORMAT_VERSION}
+    manifest = snapshotfiles.read_manifest(snap, expect=expect)
     pool = Pool(fetch, cluster_radius=cluster_radius)
     if manifest["cluster_radius"] != pool.cluster_radius:
         raise Untrusted(
@@ -306,12 +226,7 @@ def _load(
         raise Untrusted(
             f"it was saved from another database (or from a later state of this one) at cursor {cursor}"
         )
-    for name, spec in manifest["files"].items():
-        path = snap / name
-        if not path.is_file() or path.stat().st_size != spec["bytes"] or _sha256(path) != spec["sha256"]:
-            raise Untrusted(
-                f"{name} is missing, truncated or damaged (its size or checksum is not the manifest's)"
-            )
+    snapshotfiles.verify_files(snap, manifest)
     file_meta, arrays = _fileformat().read(snap / "columns.hhix", _COLUMNS_MAGIC, mmap=True)
     size = int(file_meta["size"])
     if (
@@ -381,7 +296,7 @@ class PoolFiles:
         others wait, then load the saved files), save, and serve from the files."""
         hub = self._hub
         assert self.directory is not None
-        with _locked(self.directory, wait=True):
+        with saver_lock(self.directory, wait=True):
             pool = self._load()  # another process may have built and saved while we waited
             if pool is not None:
                 return self._caught_up(pool)
@@ -451,7 +366,7 @@ class PoolFiles:
     def _reload_newer(self) -> bool:
         """Switch to a snapshot another process saved since ours, if there is one."""
         snap = current_snapshot(self.directory)
-        if snap is None or _cursor_of(snap) <= self._saved_cursor:
+        if snap is None or position_of(snap) <= self._saved_cursor:
             return False
         pool = self._load()
         if pool is None:
@@ -463,7 +378,7 @@ class PoolFiles:
 
     def _save(self) -> None:
         hub = self._hub
-        with _locked(self.directory, wait=False) as got:
+        with saver_lock(self.directory, wait=False) as got:
             if not got:
                 return  # another process is saving; we load its snapshot next time
             if _save_locked(hub.pool, hub.engine, self.directory) is None:
@@ -484,10 +399,3 @@ def release_heap() -> None:
     gc.collect()
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-
-
-def _cursor_of(snap: Path) -> int:
-    try:
-        return int(snap.name.split("-")[1])
-    except (IndexError, ValueError):
-        return -1
