@@ -4,12 +4,14 @@ its store (another store's, damaged, or disagreeing with it). Scans never query 
 
 from __future__ import annotations
 
+import logging
 import shutil
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -49,7 +51,7 @@ def test_restart_loads_the_saved_files_and_answers_like_a_full_rebuild(tmp_path,
     with agent(db, fake_hub) as first:
         first.sync_once()
         assert first.load_report["source"] == "store"
-    assert (tmp_path / "agent.db.state" / "manifest.json").exists()
+    assert statefiles.read_manifest(tmp_path / "agent.db.state") is not None
     with agent(db, fake_hub) as restarted, agent(db, fake_hub, state_dir=None) as rebuilt:
         restarted.load()
         rebuilt.load()
@@ -139,17 +141,54 @@ def test_a_save_cut_short_leaves_the_previous_files_in_use(tmp_path, fake_hub: F
         first.sync_once()
     state = tmp_path / "agent.db.state"
     before = statefiles.read_manifest(state)
-    # What a crash half-way through the next save leaves: a new generation folder, no manifest yet.
-    crashed = state / "gen-000000009999-deadbeef"
-    shutil.copytree(state / before["generation"], crashed)
-    (crashed / "pdq.idx").write_bytes(b"half")
-    (state / ".manifest.json.123.tmp").write_bytes(b'{"format": 1, "gen')
+    # What crashes during later saves leave: a half-written folder (of a process now gone), and a
+    # complete one renamed into place just before CURRENT was to point at it.
+    half = state / f".tmp-{2**22 + 1}-deadbeef"  # no process has a pid above 2**22
+    shutil.copytree(state / before["generation"], half)
+    (half / "pdq.idx").write_bytes(b"half")
+    unpublished = state / "snap-000000009999-deadbeef"
+    shutil.copytree(state / before["generation"], unpublished)
+    (state / ".CURRENT.123.tmp").write_bytes(b"snap-0000")
     with agent(db, fake_hub) as restarted:
         restarted.load()
         assert restarted.load_report["source"] == "files"
+        assert restarted.load_report["replayed"] == 0
         assert [m["item"] for m in answers(restarted, range(5))[4]] == ["item-4"]
         restarted.save_state()
-    assert not crashed.exists()  # the next complete save clears what the crash left
+    assert not half.exists() and not unpublished.exists()  # the next complete save clears them
+
+
+def test_files_of_the_older_format_are_reported_ignored_and_replaced(
+    tmp_path, fake_hub: FakeHub, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Format 1 kept manifest.json at the top, naming a gen-* folder: an agent upgraded on such a
+    # folder rebuilds from its store (never crashes, never serves the old files) and saves anew.
+    for n in range(6):
+        fake_hub.upsert(make_item(n))
+    db = tmp_path / "agent.db"
+    with agent(db, fake_hub, state_dir=None) as first:
+        first.sync_once()
+        store_id, rev = first.store.identity()
+    state = tmp_path / "agent.db.state"
+    (state / "gen-000000000001-cafe0001").mkdir(parents=True)
+    (state / "gen-000000000001-cafe0001" / "pdq.idx").write_bytes(b"old")
+    old = {
+        "format": 1,
+        "store_id": store_id,
+        "rev": rev,
+        "items": 6,
+        "generation": "gen-000000000001-cafe0001",
+    }
+    (state / "manifest.json").write_bytes(orjson.dumps({**old, "files": {}}))
+    with caplog.at_level(logging.WARNING), agent(db, fake_hub) as restarted:
+        restarted.load()
+        assert restarted.load_report["source"] == "store"
+        assert [m["item"] for m in answers(restarted, range(6))[5]] == ["item-5"]
+    assert any("format 1" in r.message for r in caplog.records), caplog.text
+    assert not (state / "gen-000000000001-cafe0001").exists() and not (state / "manifest.json").exists()
+    with agent(db, fake_hub) as again:
+        again.load()
+        assert again.load_report["source"] == "files"
 
 
 def test_scans_answer_from_memory_without_a_database_query(tmp_path, fake_hub: FakeHub) -> None:
@@ -228,7 +267,7 @@ def test_a_configured_state_dir_holds_the_files_and_a_restart_uses_it(
     db = tmp_path / "agent.db"
     with agent(db, fake_hub) as first:
         first.sync_once()
-    assert (tmp_path / "elsewhere" / "manifest.json").exists()
+    assert statefiles.read_manifest(tmp_path / "elsewhere") is not None
     assert not (tmp_path / "agent.db.state").exists()
     with agent(db, fake_hub) as restarted:
         restarted.load()

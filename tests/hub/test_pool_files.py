@@ -187,10 +187,16 @@ def _other_schema(snap: Path) -> None:
     (snap / "manifest.json").write_text(json.dumps({**manifest, "schema": "0000_elsewhere"}))
 
 
+def _other_format(snap: Path) -> None:  # e.g. written by an older or newer hashhub
+    manifest = json.loads((snap / "manifest.json").read_text())
+    (snap / "manifest.json").write_text(json.dumps({**manifest, "format": 0}))
+
+
 @pytest.mark.parametrize(
     ("damage", "reason"),
     [
         (_damage_index, "damaged"),
+        (_other_format, "format 0"),
         (_drop_manifest, "no manifest"),
         (_truncate_columns, "truncated"),
         (_other_schema, "schema revision"),
