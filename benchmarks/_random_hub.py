@@ -12,26 +12,14 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from hashhub.hub import orgs
-from hashhub.hub.core import Hub
-from hashhub.hub.settings import HubSettings
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the set-up is the process tests' own
+from tests.support.hubs import contributor_and_member
 
 HASHHUB = [sys.executable, "-c", "from hashhub.cli import main; main()"]
 GRADE = {"scheme": "industry", "value": "A1"}
 
-
-def new_hub(db: str) -> dict[str, str]:
-    """The organisations and list of a benchmark hub; returns their API keys by organisation."""
-    hub = Hub(HubSettings(db=db))
-    try:
-        keys = {
-            "contrib": orgs.create_org(hub.engine, "contrib", ["contributor"])["api_key"],
-            "plat": orgs.create_org(hub.engine, "plat", ["member"])["api_key"],
-        }
-        orgs.create_list(hub.engine, "verified", read=["plat"], write=["contrib"])
-    finally:
-        hub.close()
-    return keys
+#: the organisations and list of a benchmark hub; returns their API keys by organisation
+new_hub = contributor_and_member
 
 
 def write_items(

@@ -1,6 +1,7 @@
 """The smallest hub a process test needs: a contributor that writes and a member that reads one list.
 
-Set up in-process (a CLI process per command costs seconds); the servers under test are real.
+Set up in-process (a CLI process per command costs seconds); the servers under test are real. The
+hub benchmarks (benchmarks/_random_hub.py) start from the same set-up.
 """
 
 from __future__ import annotations
