@@ -98,20 +98,21 @@ def serve(
 ) -> None:
     """Run the hub's HTTP API (migrations are applied on start; OpenAPI at /openapi.json).
 
-    Every worker builds its app with `serve_app` from the HASHHUB_* environment (the database is
-    passed down that way); uvicorn's access log is off: the hub writes one JSON line per request."""
+    One process builds the app from the HASHHUB_* environment (the database is passed down that
+    way) and loads the match pool; with `--workers N` it then forks N workers that share its
+    memory (see hub/prefork.py) and restarts any that dies. uvicorn's access log is off: the hub
+    writes one JSON line per request."""
     import uvicorn
 
-    from hashhub.hub.core import Hub
+    from hashhub.hub import prefork
+    from hashhub.hub.app import preload, reopen
 
-    Hub(HubSettings(db=db)).close()  # migrate once here, not in N workers racing each other
     os.environ["HASHHUB_DB"] = db
-    uvicorn.run(
-        f"{__name__}:serve_app",
-        factory=True,
+    app = serve_app()  # opening the hub migrates the schema, once, before any worker exists
+    config = uvicorn.Config(
+        app,
         host=host,
         port=port,
-        workers=workers,
         loop="auto",  # uvloop and httptools when installed (uvicorn[standard] brings them)
         http="auto",
         backlog=backlog,
@@ -119,6 +120,15 @@ def serve(
         access_log=False,
         log_level=log_level,
     )
+    preload(app, fork=workers > 1)
+    if workers == 1:
+        prefork.settle()
+        uvicorn.Server(config).run()
+        return
+    code = prefork.Prefork(config, workers, after_fork=lambda: reopen(app)).run()
+    app.state.hub.close()
+    if code:
+        raise typer.Exit(code)
 
 
 def serve_app() -> FastAPI:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -17,6 +18,7 @@ from hashhub.hub.api.deps import json_response
 from hashhub.hub.api.fastlane import FastLane
 from hashhub.hub.core import Hub
 from hashhub.hub.errors import HubError
+from hashhub.hub.freshness import HeadProbe
 from hashhub.hub.settings import HubSettings
 
 
@@ -53,6 +55,41 @@ def create_app(settings: HubSettings | None = None, hub: Hub | None = None) -> F
 
     install_hub(app, hub)
     return app
+
+
+def preload(app: FastAPI, fork: bool) -> None:
+    """Load the match pool now, before serving (the lifespan's refresh then only catches up).
+
+    With `fork`, the process is about to fork workers from itself (hub/prefork.py): it also lets go
+    of what a worker must not inherit, its database connections and its background threads, which
+    `reopen` gives each worker back."""
+    hub: Hub = app.state.hub
+    match_path: match_service.MatchPath = app.state.match_path
+    match_path.refresh()
+    hub.files.wait()  # a pool save it started must not be running (or half-done) at the fork
+    if not fork:
+        return
+    match_path.head.close()
+    hub.engine.dispose()
+    _stop_index_threads()
+
+
+def reopen(app: FastAPI) -> None:
+    """In a freshly forked worker: database connections of its own (the pool's pages stay shared)."""
+    hub: Hub = app.state.hub
+    hub.engine.dispose(close=False)  # forget any inherited connection without closing the parent's
+    app.state.match_path.head = HeadProbe(hub.engine)
+
+
+def _stop_index_threads() -> None:
+    """The index's kernel thread pool (hashhub.index._parallel) holds threads that a fork does not
+    copy: a worker inheriting it would queue work no thread ever runs. Shut it down; the next
+    search that needs it starts a new one, in the worker. (That module offers no public hook.)"""
+    parallel = sys.modules.get("hashhub.index._parallel")
+    executor = getattr(parallel, "_pool", None)
+    if parallel is not None and executor is not None:
+        executor.shutdown(wait=True)
+        parallel._pool = None
 
 
 def _error_handlers(app: FastAPI) -> None:
