@@ -89,14 +89,19 @@ def test_changes_after_the_files_are_replayed_from_the_store(tmp_path, fake_hub:
         assert got[5][0]["classification"] == {"scheme": "industry", "value": "B1"}
 
 
+def _synced(tmp_path: Path, hub: FakeHub, count: int) -> tuple[Path, Path]:
+    """A store synced with `count` items by an agent that saved its files: (database, state folder)."""
+    for n in range(count):
+        hub.upsert(make_item(n))
+    db = tmp_path / "agent.db"
+    with agent(db, hub) as first:
+        first.sync_once()
+    return db, tmp_path / "agent.db.state"
+
+
 @pytest.mark.parametrize("damage", ["other-store", "bit-flip", "store-disagrees", "missing-file"])
 def test_unusable_files_are_ignored_and_the_index_rebuilt(tmp_path, fake_hub: FakeHub, damage: str) -> None:
-    for n in range(10):
-        fake_hub.upsert(make_item(n))
-    db = tmp_path / "agent.db"
-    with agent(db, fake_hub) as first:
-        first.sync_once()
-    state = tmp_path / "agent.db.state"
+    db, state = _synced(tmp_path, fake_hub, 10)
     generation = state / statefiles.read_manifest(state)["generation"]
     if damage == "other-store":  # the files of a store that was replaced by a new one
         with agent(tmp_path / "other.db", fake_hub) as other:
@@ -134,12 +139,7 @@ def test_unusable_files_are_ignored_and_the_index_rebuilt(tmp_path, fake_hub: Fa
 
 
 def test_a_save_cut_short_leaves_the_previous_files_in_use(tmp_path, fake_hub: FakeHub) -> None:
-    for n in range(5):
-        fake_hub.upsert(make_item(n))
-    db = tmp_path / "agent.db"
-    with agent(db, fake_hub) as first:
-        first.sync_once()
-    state = tmp_path / "agent.db.state"
+    db, state = _synced(tmp_path, fake_hub, 5)
     before = statefiles.read_manifest(state)
     # What crashes during later saves leave: a half-written folder (of a process now gone), and a
     # complete one renamed into place just before CURRENT was to point at it.
@@ -226,7 +226,14 @@ def test_metadata_columns_and_recent_changes_agree_with_a_plain_dict(steps) -> N
     for op, pk, value in steps:
         if op == "put":
             row = MetaRow(
-                pk, 1, f"id-{pk}-{value}", "verified", ("a", value), {"value": value}, pk % 3, "active"
+                f"id-{pk}-{value}",
+                "verified",
+                ("a", value),
+                {"value": value},
+                pk % 3,
+                "active",
+                pk=pk,
+                hub_id=1,
             )
             table.apply([row], [])
             model[pk] = row

@@ -22,7 +22,7 @@ import numpy as np
 from hashhub import signals
 from hashhub.agent import statefiles
 from hashhub.agent.items import DELETED
-from hashhub.agent.metatable import ItemMeta, MetaRow, MetaTable
+from hashhub.agent.metatable import ItemMeta, MetaTable
 from hashhub.agent.statefiles import SavedState
 from hashhub.agent.store import Store, StoredItem
 from hashhub.index import ExactIndex, PdqIndex
@@ -139,7 +139,7 @@ class Matcher:
         exact: dict[str, tuple[list[int], list[bytes]]] = {}
         videos_added: list[tuple[int, str]] = []
         kinds: dict[str, str] = {}
-        rows: list[MetaRow] = []
+        rows: list[StoredItem] = []
         removed: list[int] = []
         for it in items:
             if it.status == DELETED:
@@ -157,18 +157,7 @@ class Matcher:
                     ids.append(it.pk)
                     values.append(value.encode())
                 # vector signals (PhotoDNA) cannot be computed here, so they are never queried
-            rows.append(
-                MetaRow(
-                    it.pk,
-                    it.hub_id,
-                    it.item_id,
-                    it.list_name,
-                    it.contributors,
-                    it.classification,
-                    it.verifications,
-                    it.status,
-                )
-            )
+            rows.append(it)  # a StoredItem is the MetaRow the table keeps
         self._meta.apply(rows, removed)
         if pdq_ids:
             self._pdq.add(np.asarray(pdq_ids, dtype=np.int64), pdq_codes(pdq_values))

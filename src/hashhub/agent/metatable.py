@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import orjson
@@ -22,8 +22,10 @@ FOLD_AT = 65_536
 
 
 @dataclass(frozen=True, slots=True)
-class ItemMeta:
-    hub: str
+class Listing:
+    """What a hub lists about an item: the facts a match reports. Declared once; the types that
+    carry them add only how the item is keyed."""
+
     item_id: str
     list_name: str | None
     contributors: tuple[str, ...]
@@ -31,18 +33,32 @@ class ItemMeta:
     verifications: int
     status: str
 
+    def listed_by(self, hub: str) -> ItemMeta:
+        return ItemMeta(
+            self.item_id,
+            self.list_name,
+            self.contributors,
+            self.classification,
+            self.verifications,
+            self.status,
+            hub=hub,
+        )
 
-class MetaRow(NamedTuple):
-    """One item's metadata before it is put in columns (hub by local id, not URL)."""
 
-    pk: int
-    hub_id: int
-    item_id: str
-    list_name: str | None
-    contributors: tuple[str, ...]
-    classification: dict[str, Any]
-    verifications: int
-    status: str
+@dataclass(frozen=True, slots=True)
+class ItemMeta(Listing):
+    """A listed item as a match reports it: the listing and the URL of the hub sharing it."""
+
+    hub: str = field(kw_only=True)
+
+
+@dataclass(frozen=True, slots=True)
+class MetaRow(Listing):
+    """One item's listing before it is put in columns: its local pk and hub by local id, not URL
+    (the store's `StoredItem` is one, so a refresh hands its items over as they are)."""
+
+    pk: int = field(kw_only=True)
+    hub_id: int = field(kw_only=True)
 
 
 def _json_key(value: Any) -> bytes:
@@ -255,15 +271,7 @@ class MetaTable:
             row = overlay[pk]
             if row is None:
                 return None
-            return row.hub_id, ItemMeta(
-                self.hubs.get(row.hub_id, ""),
-                row.item_id,
-                row.list_name,
-                row.contributors,
-                row.classification,
-                row.verifications,
-                row.status,
-            )
+            return row.hub_id, row.listed_by(self.hubs.get(row.hub_id, ""))
         at = cols.row_of(pk)
         return None if at < 0 else cols.meta(at, self.hubs)
 

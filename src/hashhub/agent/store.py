@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from hashhub import db
 from hashhub.agent.items import DELETED, HubItem
+from hashhub.agent.metatable import MetaRow
 from hashhub.agent.models import AgentState, Fingerprint, Hub, Item, utcnow
 
 
@@ -52,18 +53,11 @@ class HubState:
 
 
 @dataclass(frozen=True, slots=True)
-class StoredItem:
-    """An item as the matcher sees it: local pk, where it came from, and its fingerprints."""
+class StoredItem(MetaRow):
+    """An item as the matcher sees it: local pk, where it came from, its listing, and its
+    fingerprints."""
 
-    pk: int
-    hub_id: int
-    item_id: str
-    list_name: str | None
-    contributors: tuple[str, ...]
-    classification: dict[str, Any]
-    verifications: int
-    status: str
-    fingerprints: dict[str, str]
+    fingerprints: dict[str, str] = field(kw_only=True)
 
 
 @dataclass(frozen=True, slots=True)
