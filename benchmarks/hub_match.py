@@ -18,7 +18,8 @@ match answers (start-up). Over loopback it measures:
   sockets; the JSON says which client measured;
 - the time from an acknowledged submit to the first match that finds it (the match may land on
   another worker than the submit);
-- resident memory of the server's process tree (RSS, and PSS, which splits shared pages fairly).
+- resident memory of the server's whole process tree, idle and after the load: RSS summed, PSS
+  summed and the distinct resident pages (see `memory_mb`).
 
 The load generator shares the machine with the server. Prints one JSON line, HMA's published figures
 under "peer"; the top-level figures are those of the first worker count, every count is under
@@ -96,14 +97,48 @@ def flip(pdq: str, bits: int, rng: random.Random) -> str:
     return f"{int(pdq, 16) ^ mask:064x}"
 
 
-def memory_mb(pid: int) -> dict[str, float]:
-    """RSS and PSS of the server's process tree (PSS counts each shared page once overall)."""
+PAGE = os.sysconf("SC_PAGE_SIZE")
+PRESENT, PFN_MASK = np.uint64(1 << 63), np.uint64((1 << 55) - 1)
+
+
+def resident_frames(pid: int) -> np.ndarray:
+    """The physical page frames resident in `pid`'s mappings (from /proc/PID/pagemap; needs root,
+    elsewhere the frame numbers read as 0 and the caller reports no figure)."""
+    frames = []
+    with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/pagemap", "rb", buffering=0) as pagemap:
+        for line in maps:
+            lo, hi = (int(x, 16) for x in line.split()[0].split("-"))
+            if line.rstrip().endswith("[vsyscall]"):
+                continue
+            pagemap.seek(lo // PAGE * 8)
+            entries = np.frombuffer(pagemap.read((hi - lo) // PAGE * 8), dtype=np.uint64)
+            frames.append(entries[(entries & PRESENT) != 0] & PFN_MASK)
+    return np.concatenate(frames) if frames else np.zeros(0, np.uint64)
+
+
+def memory_mb(pid: int) -> dict[str, Any]:
+    """Memory of the server's process tree, three ways:
+
+    - RSS summed: a page shared by several processes (the forked workers share the parent's) is
+      counted once per process, so this overstates what the tree holds;
+    - PSS summed: each page split evenly among every process mapping it, so pages the tree shares
+      with processes outside it (shared libraries other Python programs on the machine have
+      loaded) count only in part: this understates it on a busy machine;
+    - unique: the distinct physical pages resident in any process of the tree, each counted once,
+      wherever else it is mapped: what all hub processes hold together (None without root).
+    """
     root = psutil.Process(pid)
     procs = [root, *root.children(recursive=True)]
     infos = [p.memory_full_info() for p in procs]
+    try:
+        frames = np.unique(np.concatenate([resident_frames(p.pid) for p in procs]))
+        unique = round(len(frames) * PAGE / 2**20, 1) if frames.size and frames.max() else None
+    except OSError:
+        unique = None
     return {
         "rss_mb": round(sum(i.rss for i in infos) / 2**20, 1),
         "pss_mb": round(sum(i.pss for i in infos) / 2**20, 1),
+        "unique_mb": unique,
         "processes": len(procs),
     }
 
@@ -330,8 +365,10 @@ def serve_and_measure(opts: argparse.Namespace, meta: dict, workers: int, tmp: P
         "submit_to_match_s_max": round(max(fresh), 3),
         "rss_mb_idle": idle["rss_mb"],
         "pss_mb_idle": idle["pss_mb"],
+        "unique_mb_idle": idle["unique_mb"],
         "rss_mb_after_load": after["rss_mb"],
         "pss_mb_after_load": after["pss_mb"],
+        "unique_mb_after_load": after["unique_mb"],
         "server_processes": after["processes"],
     }
 
