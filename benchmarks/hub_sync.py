@@ -14,8 +14,14 @@ Import (issue 12): the same number of items written to an NDJSON file, one item 
 `POST /api/v1/items` item shape, then loaded by `hashhub hub import FILE` run as its own process
 (start-up, schema check and all) into a fresh database: a new SQLite file, or with --db a new
 contributor and list in that database. `import_items_per_s` is items over that process's wall time.
+The import's parse side alone, on the same file: `parse_only_rows_per_s` is what the import's
+pipeline delivers with nothing writing (read, parse and hand over in `parse_processes` processes,
+rows rebuilt on this side), `parse_one_thread_rows_per_s` the same work in this process's thread
+(no hand-over): the most a writer could be fed, and the parse CPU a row (1e6 / it, in us).
 Targets on SQLite on a 2-core machine: ingest >= 50,000 items/s, snapshot <= 10 s, feed <= 1 s,
 import >= 50,000 items/s.
+
+    flock /tmp/hashhub-bench.lock .venv/bin/python benchmarks/hub_sync.py --import-only   # import + parse
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.hub.conftest import serving
 
-from hashhub.hub import ingest, orgs
+from hashhub.hub import importer, ingest, orgs
 from hashhub.hub.core import Hub
 from hashhub.hub.settings import HubSettings
 
@@ -137,15 +143,26 @@ def write_ndjson(path: Path, total: int) -> None:
             out.write(b"".join(orjson.dumps(row) + b"\n" for row in rows))
 
 
-def measure_import(tmp: Path, total: int, db_url: str | None) -> float:
-    """Items/s of `hashhub hub import` of an NDJSON file of `total` items, as its own process."""
+def measure_parse(hub: Hub, source: Path, total: int, *, in_process: bool) -> float:
+    """Rows/s of the import's parse side alone over `source`: every row read, parsed and (from
+    a parse process) handed over, nothing written."""
+    t = time.perf_counter()
+    rows = sum(len(b.good) for b in importer.parse_file(hub, source, BATCH, in_process=in_process))
+    elapsed = time.perf_counter() - t
+    if rows != total:
+        raise SystemExit(f"the parser accepted {rows} rows, expected {total}")
+    return total / elapsed
+
+
+def measure_import(tmp: Path, total: int, db_url: str | None) -> dict[str, float]:
+    """Items/s of `hashhub hub import` of an NDJSON file of `total` items, as its own process,
+    then the parse side alone on the same file."""
     source = tmp / "import.ndjson"
     write_ndjson(source, total)
     url = db_url or f"sqlite:///{tmp / 'import.db'}"
     hub = Hub(HubSettings(db=url))
     orgs.create_org(hub.engine, "bench-importer", ["contributor"])
     orgs.create_list(hub.engine, "bench-import", write=["bench-importer"])
-    hub.close()
     command = [sys.executable, "-c", "from hashhub.cli import main; main()", "hub", "import", str(source)]
     command += ["--org", "bench-importer", "--list", "bench-import", "--db", url]
     t = time.perf_counter()
@@ -156,16 +173,28 @@ def measure_import(tmp: Path, total: int, db_url: str | None) -> float:
     report = orjson.loads(done.stdout)
     if report.get("created") != total:
         raise SystemExit(f"hashhub hub import created {report.get('created')} items, expected {total}")
+    figures = {
+        "import_items_per_s": total / elapsed,
+        "parse_only_rows_per_s": measure_parse(hub, source, total, in_process=True),
+        "parse_one_thread_rows_per_s": measure_parse(hub, source, total, in_process=False),
+    }
+    hub.close()
     source.unlink()
-    return total / elapsed
+    return figures
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=1_000_000)
     parser.add_argument("--db", default=None, help="database URL (default: a temporary SQLite file)")
+    parser.add_argument("--import-only", action="store_true", help="only the import and parse figures")
     args = parser.parse_args()
     load_before = os.getloadavg()[1]  # the machine is shared: figures only mean something with this
+    if args.import_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            figures = measure_import(Path(tmp), args.items, args.db)
+        print(orjson.dumps(_import_line(args.items, figures, load_before)).decode())
+        return
     with tempfile.TemporaryDirectory() as tmp:
         url = args.db or f"sqlite:///{Path(tmp) / 'bench.db'}"
         hub = Hub(HubSettings(db=url))
@@ -180,7 +209,7 @@ def main() -> None:
             snapshot_s, snapshot_bytes = measure_snapshot(base, member["api_key"], args.items)
             latencies = measure_feed_latency(base, member["api_key"], contributor["api_key"])
         hub.close()
-        import_rate = measure_import(Path(tmp), args.items, args.db)
+        figures = measure_import(Path(tmp), args.items, args.db)
     print(
         orjson.dumps(
             {
@@ -188,7 +217,10 @@ def main() -> None:
                 "backend": url.split(":", 1)[0],
                 "items": args.items,
                 "ingest_items_per_s": round(rate),
-                "import_items_per_s": round(import_rate),
+                "import_items_per_s": round(figures["import_items_per_s"]),
+                "parse_only_rows_per_s": round(figures["parse_only_rows_per_s"]),
+                "parse_processes": 1,
+                "parse_one_thread_rows_per_s": round(figures["parse_one_thread_rows_per_s"]),
                 "pool_catch_up_s": round(pool_s, 1),
                 "snapshot_s": round(snapshot_s, 2),
                 "snapshot_gzip_mb": round(snapshot_bytes / 1e6, 1),
@@ -204,6 +236,20 @@ def main() -> None:
             }
         ).decode()
     )
+
+
+def _import_line(items: int, figures: dict[str, float], load_before: float) -> dict[str, object]:
+    return {
+        "benchmark": "hub_sync",
+        "part": "import",
+        "items": items,
+        "import_items_per_s": round(figures["import_items_per_s"]),
+        "parse_only_rows_per_s": round(figures["parse_only_rows_per_s"]),
+        "parse_processes": 1,
+        "parse_one_thread_rows_per_s": round(figures["parse_one_thread_rows_per_s"]),
+        "load_average_5min": [round(load_before, 1), round(os.getloadavg()[1], 1)],
+        "targets": {"import_items_per_s": 50_000},
+    }
 
 
 if __name__ == "__main__":

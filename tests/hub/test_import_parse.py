@@ -5,11 +5,12 @@ full path (pydantic's shape check, then the canonical form) gives alone.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.hub.conftest import item
+from tests.hub.conftest import World, item
 
 from hashhub import grading
 from hashhub.hub import rows
@@ -136,3 +137,20 @@ def test_plain_rows_take_the_fast_path_and_the_others_do_not() -> None:
         {**item(8), "classification": {"scheme": "industry", "value": "Z9"}},
     ]
     assert all(rows._plain_row(i, r, cache) is None for i, r in enumerate(doubtful))
+
+
+def test_text_json_cannot_carry_is_a_rejected_row_not_a_server_error(world: World) -> None:
+    """A label holding a lone surrogate (which `\\ud800` in a JSON string decodes to) passed the
+    shape check and made rendering the document raise TypeError: a 500 for the whole batch."""
+    rows = [item(1), {**item(2), "labels": {"note": "\ud800"}}, item(3)]
+    body = json.dumps({"list": "verified", "items": rows}).encode()  # ASCII, with the \ud800 escape
+    client = world.client("iwf")
+    headers = {"Content-Type": "application/json"}
+    refused = client.post("/api/v1/items", content=body, headers=headers)
+    assert refused.status_code == 422
+    assert refused.json()["rejected"] == [
+        {"index": 1, "error": "labels: text must be valid Unicode (it holds a lone surrogate code point)"}
+    ]
+    partial = client.post("/api/v1/items", params={"partial": "true"}, content=body, headers=headers)
+    assert partial.status_code == 200
+    assert [r["index"] for r in partial.json()["items"]] == [0, 2]

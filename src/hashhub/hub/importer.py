@@ -142,14 +142,8 @@ def import_file(
     principal.require("contributor")
     list_name = list_name or _only_list(hub, principal)
     ingest.target(hub, principal, list_name)  # refuse before reading a byte
-    if parse_process is None:
-        parse_process = path.stat().st_size >= PROCESS_FROM_BYTES and _own_engine_url(hub) is not None
     report = ImportReport()
-    batches = (
-        _parsed_in_process(path, batch_size, _own_engine_url(hub) or "")
-        if parse_process
-        else _ahead(parse_batches(path, batch_size, _schemes_from(hub.engine)))
-    )
+    batches = parse_file(hub, path, batch_size, in_process=parse_process)
     try:
         for batch in batches:
             where = ingest.target(hub, principal, list_name)
@@ -161,6 +155,21 @@ def import_file(
     if progress:
         progress(path.stat().st_size)
     return report
+
+
+def parse_file(
+    hub: Hub, path: Path, batch_size: int = 10_000, *, in_process: bool | None = None
+) -> Generator[ParsedBatch, None, None]:
+    """`path`'s batches, parsed ahead of the consumer: in a process of its own (`in_process`; by
+    default for files of `PROCESS_FROM_BYTES` or more) or in a thread. Close it to stop early."""
+    url = _own_engine_url(hub)
+    if in_process is None:
+        in_process = path.stat().st_size >= PROCESS_FROM_BYTES and url is not None
+    if in_process:
+        if url is None:
+            raise ValueError("An in-memory database cannot be read by another process.")
+        return _parsed_in_process(path, batch_size, url)
+    return _ahead(parse_batches(path, batch_size, _schemes_from(hub.engine)))
 
 
 def parse_batches(

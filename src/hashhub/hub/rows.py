@@ -5,6 +5,7 @@ thread (or process) while the previous batch is written (`hashhub.hub.ingest`).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 from collections.abc import Callable, Sequence
@@ -75,7 +76,11 @@ ROW_FIELDS = tuple(f.name for f in fields(Row))
 
 def fingerprint_key(fps: dict[str, str]) -> int:
     """A 63-bit digest of the canonical fingerprint set (equal sets, equal keys)."""
-    digest = hashlib.blake2b(orjson.dumps(sorted(fps.items())), digest_size=8).digest()
+    return _key_of_sorted(sorted(fps.items()))
+
+
+def _key_of_sorted(items: list[tuple[str, str]]) -> int:
+    digest = hashlib.blake2b(orjson.dumps(items), digest_size=8).digest()
     return int.from_bytes(digest, "big") >> 1
 
 
@@ -113,6 +118,33 @@ class _BatchCache:
         self.schemes = schemes
         self.parsers: dict[str, Parser] = {}
         self.grades: dict[tuple[str, str], tuple[str, str] | str] = {}
+        # The plain-row path's own memos (see `_plain_row`): None where that path must step aside.
+        self.plain_parsers: dict[str, tuple[str, Callable[[object], object], bool] | None] = {}
+        self.plain_grades: dict[tuple[str, str], tuple[str, str] | None] = {}
+
+    def plain_parser(self, name: str) -> tuple[str, Callable[[object], object], bool] | None:
+        """(canonical name, parser, whether the type presents values otherwise) for a plain name."""
+        if name in self.plain_parsers:
+            return self.plain_parsers[name]
+        found = None
+        if name.isascii():
+            with contextlib.suppress(ValueError):  # SignalError is a ValueError
+                canonical_name, parse = self.parser(name)
+                found = canonical_name, parse, canonical_name in _PRESENTERS
+        self.plain_parsers[name] = found
+        return found
+
+    def plain_grade(self, scheme: str, value: str) -> tuple[str, str] | None:
+        """The canonical grade of plain text that names one, else None."""
+        key = (scheme, value)
+        if key in self.plain_grades:
+            return self.plain_grades[key]
+        found = None
+        if _text(scheme, 64) and _text(value, 64):
+            with contextlib.suppress(ValueError):
+                found = self.grade(scheme, value)
+        self.plain_grades[key] = found
+        return found
 
     def parser(self, name: str) -> Parser:
         found = self.parsers.get(name)
@@ -153,22 +185,39 @@ def _canonical(index: int, item: ItemIn, cache: _BatchCache) -> Row:
     scheme, value = cache.grade(grade["scheme"], grade["value"])
     verification = item.get("verification", _EMPTY)
     verified_at = verification.get("verified_at")
-    row = Row(
-        index=index,
-        external_id=item.get("external_id"),
-        content_type=item.get("content_type", "image"),
-        scheme=scheme,
-        classification=value,
-        reviewers=verification.get("reviewers", 0),
-        verified_by=verification.get("verified_by", []),
-        verified_at=documents.iso(verified_at.timestamp()) if verified_at else None,
-        labels=item.get("labels", _EMPTY),
-        fingerprints=dict(sorted(fps.items())),
-        quality=quality,
-        fp_key=fingerprint_key(fps),
-    )
-    row.body = orjson.dumps(row.shown())[1:-1]
+    try:
+        row = Row(
+            index=index,
+            external_id=item.get("external_id"),
+            content_type=item.get("content_type", "image"),
+            scheme=scheme,
+            classification=value,
+            reviewers=verification.get("reviewers", 0),
+            verified_by=verification.get("verified_by", []),
+            verified_at=documents.iso(verified_at.timestamp()) if verified_at else None,
+            labels=item.get("labels", _EMPTY),
+            fingerprints=dict(sorted(fps.items())),
+            quality=quality,
+            fp_key=fingerprint_key(fps),
+        )
+        row.body = orjson.dumps(row.shown())[1:-1]
+    except TypeError:  # orjson refuses text JSON cannot carry (a lone surrogate): the sender's mistake
+        raise ValueError(_unwritable(item)) from None
     return row
+
+
+def _unwritable(item: ItemIn) -> str:
+    """Which field holds text that cannot be written as UTF-8, in words."""
+    field = next((k for k, v in item.items() if _refused(v)), "item")
+    return f"{field}: text must be valid Unicode (it holds a lone surrogate code point)"
+
+
+def _refused(value: object) -> bool:
+    try:
+        orjson.dumps(value, default=str)
+    except TypeError:
+        return True
+    return False
 
 
 _ITEM_KEYS = ItemIn.__required_keys__ | ItemIn.__optional_keys__
@@ -204,10 +253,11 @@ def _plain_labels(labels: object) -> bool:
 
 def _plain_row(index: int, raw: object, cache: _BatchCache) -> Row | None:
     """The `Row` that pydantic's shape check and `_canonical` would make of `raw`, for a row that
-    is plainly valid: exact JSON types, ASCII text within its limits, no timestamps to parse, a
-    known grade. None whenever in any doubt, valid or not; that row then takes the full path,
-    which words every rejection, so this path changes speed only, never an outcome."""
-    if type(raw) is not dict or not _ITEM_KEYS.issuperset(raw):
+    is plainly valid: exact JSON types, ASCII text within its limits, no timestamps to parse or
+    quality to check, a known grade. None whenever in any doubt, valid or not; that row then takes
+    the full path, which words every rejection, so this path changes speed only, never an outcome
+    (tests/hub/test_import_parse.py holds it to that)."""
+    if type(raw) is not dict or not _ITEM_KEYS.issuperset(raw) or "quality" in raw:
         return None
     get = raw.get
     external_id = get("external_id")
@@ -220,7 +270,10 @@ def _plain_row(index: int, raw: object, cache: _BatchCache) -> Row | None:
     if type(grade) is not dict or len(grade) != 2:
         return None
     scheme, value = grade.get("scheme"), grade.get("value")
-    if not (_text(scheme, 64) and _text(value, 64)):
+    if type(scheme) is not str or type(value) is not str:
+        return None
+    canonical_grade = cache.plain_grade(scheme, value)
+    if canonical_grade is None:
         return None
     verification = get("verification", _EMPTY)
     if type(verification) is not dict or not _VERIFICATION_KEYS.issuperset(verification):
@@ -231,51 +284,64 @@ def _plain_row(index: int, raw: object, cache: _BatchCache) -> Row | None:
     verified_by = verification.get("verified_by")
     if verified_by is None:
         verified_by = []
-    elif (
-        type(verified_by) is not list
-        or len(verified_by) > 50
-        or not all(type(v) is str and len(v) <= 200 and v.isascii() for v in verified_by)
-    ):
-        return None
-    else:
+    elif _plain_names(verified_by):
         verified_by = list(verified_by)
-    labels = get("labels", _EMPTY)
-    if labels and not _plain_labels(labels):
+    else:
         return None
-    if type(labels) is not dict:
+    labels = get("labels", _EMPTY)
+    if type(labels) is not dict or (labels and not _plain_labels(labels)):
         return None
     fingerprints = get("fingerprints")
-    if type(fingerprints) is not dict or not 0 < len(fingerprints) <= 32 or "quality" in raw:
-        return None  # quality (rare) is checked against the canonical names on the full path
-    fps: dict[str, str] = {}
-    try:
-        for name, given in fingerprints.items():
-            if type(name) is not str or not name.isascii():
-                return None
-            canonical_name, parse = cache.parser(name)
-            canonical = parse(given)
-            if canonical_name in fps:
-                return None
-            fps[canonical_name] = canonical if type(canonical) is str else orjson.dumps(canonical).decode()
-        scheme, value = cache.grade(scheme, value)
-    except ValueError:
+    if type(fingerprints) is not dict or not 0 < len(fingerprints) <= 32:
         return None
+    fps: dict[str, str] = {}
+    presented = False
+    for name, given in fingerprints.items():
+        if type(name) is not str:
+            return None
+        found = cache.plain_parser(name)
+        if found is None:
+            return None
+        canonical_name, parse, presents = found
+        try:
+            canonical = parse(given)
+        except ValueError:
+            return None
+        if canonical_name in fps:
+            return None
+        fps[canonical_name] = canonical if type(canonical) is str else orjson.dumps(canonical).decode()
+        presented = presented or presents
+    ordered = sorted(fps.items())
+    fps = dict(ordered)
+    scheme, value = canonical_grade
+    labels = dict(labels) if labels else labels
     row = Row(
-        index,
-        external_id,
-        content_type,
-        scheme,
-        value,
-        reviewers,
-        verified_by,
-        None,
-        dict(labels) if labels else labels,
-        dict(sorted(fps.items())),
-        {},
-        fingerprint_key(fps),
+        index, external_id, content_type, scheme, value, reviewers, verified_by, None, labels, fps, {},
+        _key_of_sorted(ordered),
+    )  # fmt: skip
+    # `shown()`'s document, built here directly unless a fingerprint type presents itself.
+    shown = (
+        row.shown()
+        if presented
+        else {
+            "external_id": external_id,
+            "content_type": content_type,
+            "classification": {"scheme": scheme, "value": value},
+            "verification": {"reviewers": reviewers, "verified_by": verified_by, "verified_at": None},
+            "labels": labels,
+            "fingerprints": fps,
+        }
     )
-    row.body = orjson.dumps(row.shown())[1:-1]
+    row.body = orjson.dumps(shown)[1:-1]
     return row
+
+
+def _plain_names(names: object) -> bool:
+    return (
+        type(names) is list
+        and len(names) <= 50
+        and all(type(v) is str and len(v) <= 200 and v.isascii() for v in names)
+    )
 
 
 def _validate_shapes(rows: Sequence[object]) -> tuple[list[ItemIn | None], dict[int, str]]:
