@@ -280,3 +280,45 @@ def test_a_configured_state_dir_holds_the_files_and_a_restart_uses_it(
         restarted.load()
         assert restarted.load_report["source"] == "files"
         assert [m["item"] for m in answers(restarted, range(3))[2]] == ["item-2"]
+
+
+def _video(n: int) -> str:
+    """A made-up vPDQ value (canonical text) of three distinct frames."""
+    from hashhub.signals import VpdqSignal
+
+    frames = [
+        {"frame": i, "quality": 100, "pdq": pdq_hex(1000 * n + i), "timestamp": float(i)} for i in range(3)
+    ]
+    return VpdqSignal.parse(frames)
+
+
+def test_a_first_load_from_the_store_equals_following_every_change(tmp_path, fake_hub: FakeHub) -> None:
+    # The first load reads the store as columns; an agent that applied each sync's changes as they
+    # came must hold exactly the same: items, metadata, withdrawals, replaced fingerprints, videos.
+    grades = ["A1", "A2", "B1", "B2"]
+    for n in range(30):
+        classification = {"scheme": "industry", "value": grades[n % 4]}
+        fake_hub.upsert(make_item(n, classification=classification, contributor=f"hotline-{n % 3}"))
+    fake_hub.upsert(make_item(30, fingerprints={"md5": f"{30:032x}"}, list="restricted"))
+    fake_hub.upsert(
+        make_item(31, content_type="video", fingerprints={"vpdq": _video(31), "md5": f"{31:032x}"})
+    )
+    db = tmp_path / "agent.db"
+    with agent(db, fake_hub, state_dir=None) as follower:
+        follower.sync_once()
+        for n in range(0, 30, 5):
+            fake_hub.delete(f"item-{n}")
+        fake_hub.upsert(make_item(7, fingerprints={"pdq": pdq_hex(107)}, classification={"value": "C"}))
+        fake_hub.upsert(make_item(32, content_type="video", fingerprints={"vpdq": _video(32)}))
+        follower.sync_once()
+        with agent(db, fake_hub, state_dir=None) as loaded:
+            loaded.load()
+            assert loaded.load_report["source"] == "store"
+            assert len(loaded.matcher) == len(follower.matcher) == 27
+            assert answers(loaded, range(110)) == answers(follower, range(110))
+            videos = [{"vpdq": _video(n)} for n in (31, 32)]
+            found = [[m.as_dict() for m in ms] for ms in loaded.matcher.match_many(videos)]
+            assert found == [[m.as_dict() for m in ms] for ms in follower.matcher.match_many(videos)]
+            assert [[m["item"] for m in ms] for ms in found] == [["item-31"], ["item-32"]]
+            assert [m["item"] for m in answers(loaded, [7])[0]] == []  # its old PDQ and MD5 are gone
+            assert [m["item"] for m in answers(loaded, [107])[0]] == ["item-7"]

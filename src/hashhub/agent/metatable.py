@@ -10,8 +10,9 @@ sets, classifications, statuses) are stored once in `ValueTables` and referred t
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -136,6 +137,37 @@ class _Encoder:
     def status(self, value: str) -> int:
         return self._code(self._statuses, self.tables.statuses, value, value)
 
+    def codes(self, name: str, values: Sequence[Any]) -> np.ndarray:
+        """The code of each of `values` (a column of the MetaRow field `name`), each distinct value
+        encoded once: a million rows hold a handful of distinct values, so the per-row work is one
+        dict lookup in C rather than a Python call."""
+        encode = getattr(self, name)
+        if name == "classification":  # dicts (unhashable): rows share the decoded objects
+            first = {id(v): v for v in values}
+            by_id = {key: encode(v) for key, v in first.items()}
+            return np.fromiter(map(by_id.__getitem__, map(id, values)), np.int32, len(values))
+        by_value = {v: encode(v) for v in dict.fromkeys(values)}
+        return np.fromiter(map(by_value.__getitem__, values), np.int32, len(values))
+
+
+#: a MetaRow's fields, in the order `MetaColumns.from_columns` takes them
+ROW_FIELDS = (
+    "pk",
+    "hub_id",
+    "item_id",
+    "list_name",
+    "contributors",
+    "classification",
+    "verifications",
+    "status",
+)
+#: MetaRow fields stored as codes into ValueTables -> their column
+_CODED = {
+    "list_name": "lists",
+    "contributors": "contributors",
+    "classification": "classifications",
+    "status": "statuses",
+}
 
 #: the column names and dtypes, as saved to files (item ids are a byte blob plus offsets)
 COLUMNS: dict[str, type] = {
@@ -164,26 +196,30 @@ class MetaColumns:
 
     @classmethod
     def build(cls, rows: Iterable[MetaRow], tables: ValueTables) -> MetaColumns:
+        ordered = sorted(rows, key=attrgetter("pk"))
+        transposed = zip(*map(attrgetter(*ROW_FIELDS), ordered), strict=True)
+        return cls.from_columns(dict(zip(ROW_FIELDS, transposed, strict=True)) if ordered else {}, tables)
+
+    @classmethod
+    def from_columns(cls, columns: Mapping[str, Sequence[Any]], tables: ValueTables) -> MetaColumns:
+        """Columns from one sequence per MetaRow field (`ROW_FIELDS`), rows sorted by pk: a bulk
+        load builds these straight from the store, with no object per row."""
         enc = tables.encoder()
-        ordered = sorted(rows, key=lambda r: r.pk)
-        n = len(ordered)
-        ids = [r.item_id.encode() for r in ordered]
+        n = len(columns.get("pk", ()))
+        empty: tuple[Any, ...] = ()
+        ids = list(map(str.encode, columns.get("item_id", empty)))
         offsets = np.zeros(n + 1, np.int64)
         np.cumsum(np.fromiter(map(len, ids), np.int64, n), out=offsets[1:])
         arrays = {
-            "pks": np.fromiter((r.pk for r in ordered), np.int64, n),
-            "hub_ids": np.fromiter((r.hub_id for r in ordered), np.int32, n),
+            "pks": np.fromiter(columns.get("pk", empty), np.int64, n),
+            "hub_ids": np.fromiter(columns.get("hub_id", empty), np.int32, n),
             "id_offsets": offsets,
             "id_blob": np.frombuffer(b"".join(ids), np.uint8).copy(),
-            "lists": np.fromiter((enc.list_name(r.list_name) for r in ordered), np.int32, n),
-            "contributors": np.fromiter((enc.contributors(r.contributors) for r in ordered), np.int32, n),
-            "classifications": np.fromiter(
-                (enc.classification(r.classification) for r in ordered), np.int32, n
-            ),
-            "verifications": np.fromiter((r.verifications for r in ordered), np.int32, n),
-            "statuses": np.fromiter((enc.status(r.status) for r in ordered), np.int32, n),
+            "verifications": np.fromiter(columns.get("verifications", empty), np.int32, n),
         }
-        return cls(arrays, enc.tables)
+        for field_name, column in _CODED.items():
+            arrays[column] = enc.codes(field_name, columns.get(field_name, empty))
+        return cls({name: arrays[name] for name in COLUMNS}, enc.tables)
 
     def __len__(self) -> int:
         return int(self.arrays["pks"].shape[0])
@@ -304,6 +340,11 @@ class MetaTable:
                 overlay[row.pk] = row
             if len(overlay) >= max(FOLD_AT, len(cols) // 8):
                 self._fold()
+
+    def reset(self, columns: MetaColumns) -> None:
+        """Replace every row with `columns` (a first load built straight from the store)."""
+        with self._write:
+            self._view, self._count = (columns, {}), len(columns)
 
     def _is_live(self, pk: int) -> bool:
         cols, overlay = self._view

@@ -16,7 +16,19 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, Text, bindparam, delete, func, insert, select, text, type_coerce, update
+from sqlalchemy import (
+    Engine,
+    Text,
+    bindparam,
+    cast,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+    type_coerce,
+    update,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
 from hashhub import db
@@ -58,6 +70,21 @@ class StoredItem(MetaRow):
     fingerprints."""
 
     fingerprints: dict[str, str] = field(kw_only=True)
+
+
+@dataclass(frozen=True)
+class LiveItems:
+    """Every live item at one moment, as columns sorted by pk: what a first load reads (a million
+    items as a few lists, not a million objects)."""
+
+    rev: int
+    #: MetaRow field (`metatable.ROW_FIELDS`) -> one value per item
+    listing: dict[str, Sequence[Any]]
+    #: signal -> (pks, values)
+    fingerprints: dict[str, tuple[list[int], list[str]]]
+
+    def __len__(self) -> int:
+        return len(self.listing.get("pk", ()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,6 +336,54 @@ class Store:
                     current.fingerprints[sig] = val
         return newest, items
 
+    def live_items(self) -> LiveItems:
+        """Every live item and its fingerprints as columns (two queries, one snapshot)."""
+        items = (
+            select(
+                Item.id,
+                Item.hub_id,
+                Item.item_id,
+                Item.list_name,
+                cast(Item.contributors, Text),  # text on every database: decoded once per value
+                cast(Item.classification, Text),
+                Item.verifications,
+                Item.status,
+                Item.rev,
+            )
+            .where(Item.status != DELETED)
+            .order_by(Item.id)
+        )
+        fingerprints = (
+            select(Fingerprint.item_pk, Fingerprint.signal, Fingerprint.value)
+            .join(Item, Item.id == Fingerprint.item_pk)
+            .where(Item.status != DELETED)
+            .order_by(Fingerprint.item_pk)
+        )
+        by_signal: dict[str, tuple[list[int], list[str]]] = {}
+        with db.read(self.engine, snapshot=True) as conn:
+            rows = conn.execute(items).all()
+            for pk, signal, value in conn.execute(fingerprints):
+                pks, values = by_signal.get(signal) or by_signal.setdefault(signal, ([], []))
+                pks.append(pk)
+                values.append(value)
+        if not rows:
+            return LiveItems(0, {}, by_signal)
+        pk, hub_id, item_id, list_name, contributors, classification, verifications, status, rev = zip(
+            *rows, strict=True
+        )
+        del rows
+        listing = {
+            "pk": pk,
+            "hub_id": hub_id,
+            "item_id": item_id,
+            "list_name": list_name,
+            "contributors": _decoded(contributors, ()),
+            "classification": _decoded(classification, {}),
+            "verifications": verifications,
+            "status": status,
+        }
+        return LiveItems(max(rev), listing, by_signal)
+
     def identity(self) -> tuple[str, int]:
         """(store id, current revision): which store this is, and how far its changes go.
 
@@ -333,6 +408,16 @@ class Store:
             query = query.where(Item.hub_id == hub_id)
         with self.sessions() as s:
             return s.scalar(query) or 0
+
+
+def _decoded(raw: Sequence[str | None], empty: Any) -> list[Any]:
+    """JSON texts decoded, each distinct text once and its value shared by every row holding it
+    (lists become tuples)."""
+    values = {}
+    for text_value in dict.fromkeys(raw):
+        loaded = orjson.loads(text_value) if text_value else empty
+        values[text_value] = tuple(loaded) if isinstance(loaded, list) else loaded
+    return list(map(values.__getitem__, raw))
 
 
 def _by_keys(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
