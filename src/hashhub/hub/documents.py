@@ -29,20 +29,29 @@ def head(list_name: str, contributor: str) -> bytes:
     return orjson.dumps({"list": list_name, "contributor": contributor})[1:-1]
 
 
-def assemble(
-    item_id: int, head: bytes, body: bytes, status: str, created_at: float, updated_at: float
-) -> bytes:
-    """The same bytes as `render` of `{"id": str(item_id), **head, **body}`, from parts rendered
-    ahead (`head` once per batch, `body` when the row was parsed, off the writer's path): joining
-    bytes is all that is left to do per item under the feed cursor's lock."""
-    return b'{"id":"%d",%s,%s,"status":"%s","created_at":"%s","updated_at":"%s"}' % (
-        item_id,
-        head,
-        body,
+def tail(status: str, created_at: float, updated_at: float) -> bytes:
+    """The hub-set members that close a document, rendered once for all rows that share them
+    (every new item of a batch has the same status and times)."""
+    return b'"status":"%s","created_at":"%s","updated_at":"%s"}' % (
         status.encode(),
         iso(created_at).encode(),  # type: ignore[union-attr]
         iso(updated_at).encode(),  # type: ignore[union-attr]
     )
+
+
+def join(item_id: int, head: bytes, body: bytes, tail: bytes) -> bytes:
+    """A document from its parts: the same bytes as `render` of `{"id": str(item_id), **head,
+    **body}` with `tail`'s fields. `head` is rendered once per batch, `body` when the row was parsed
+    (off the writer's path) and `tail` once per distinct status and times: joining bytes is all that
+    is left to do per item under the feed cursor's lock."""
+    return b'{"id":"%d",%s,%s,%s' % (item_id, head, body, tail)
+
+
+def assemble(
+    item_id: int, head: bytes, body: bytes, status: str, created_at: float, updated_at: float
+) -> bytes:
+    """`join` with the tail rendered for this one item."""
+    return join(item_id, head, body, tail(status, created_at, updated_at))
 
 
 def with_status(doc: bytes, status: str, updated_at: float) -> bytes:

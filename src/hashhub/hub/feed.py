@@ -16,7 +16,7 @@ from hashhub import db, signals
 from hashhub.hub import access, audit, auth, heads
 from hashhub.hub.core import Hub
 from hashhub.hub.errors import Invalid
-from hashhub.hub.models import changes, fingerprints, items, organisations
+from hashhub.hub.models import changes, fingerprints_have, items, organisations
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,9 +34,7 @@ def _conditions(conn: sa.Connection, f: FeedFilter) -> list[sa.ColumnElement[boo
             names = [signals.get(s).name for s in f.signals]
         except signals.SignalError as exc:
             raise Invalid(f"Unknown signal filter: {exc}.") from None
-        where.append(
-            sa.exists().where(fingerprints.c.item_id == changes.c.item_id, fingerprints.c.signal.in_(names))
-        )
+        where.append(sa.or_(*(fingerprints_have(name) for name in names)))
     if f.grading:
         grades = []
         for g in f.grading:

@@ -23,7 +23,7 @@ from hashhub import db, grading
 from hashhub.hub import audit, auth, documents, heads, orgs
 from hashhub.hub.core import Hub
 from hashhub.hub.errors import Forbidden, Invalid
-from hashhub.hub.models import changes, fingerprints, items
+from hashhub.hub.models import changes, items
 from hashhub.hub.rows import Row, fingerprint_key, parse_rows
 
 __all__ = [
@@ -147,16 +147,19 @@ def _same_fingerprints(conn: Connection, contributor_id: int, keys: list[int]) -
 
 ITEM_COLUMNS = (
     "id", "list_id", "contributor_id", "external_id", "content_type", "scheme", "classification",
-    "reviewers", "status", "fp_key", "created_at", "updated_at", "doc",
+    "reviewers", "status", "fp_key", "created_at", "updated_at", "doc", "fingerprints", "quality",
 )  # fmt: skip
-FINGERPRINT_COLUMNS = ("item_id", "signal", "value", "quality")
 CHANGE_COLUMNS = ("cursor", "item_id", "op", "kind", "at")
 
 
 def write_rows(
     hub: Hub, principal: auth.Principal, list_id: int, list_name: str, rows: list[Row], actor: str
 ) -> dict[str, Any]:
-    """Write validated rows in one transaction that holds the feed cursor; returns ids per row."""
+    """Write validated rows in one transaction that holds the feed cursor; returns ids per row.
+
+    Every row becomes one `items` row (its fingerprints are columns) and one `changes` row. New
+    items get consecutive ids and consecutive cursors, so their change rows are made by one
+    INSERT ... SELECT inside the database rather than a tuple each in Python."""
     me = principal.org_id
     with db.write(hub.engine) as conn:  # one transaction, holding the feed cursor from the start
         head, _ = heads.lock(conn, heads.CHANGES)
@@ -165,35 +168,38 @@ def write_rows(
         now = time.time()
         existing = _existing(conn, me, sorted({r.external_id for r in rows if r.external_id}))
         same = _same_fingerprints(conn, me, sorted({r.fp_key for r in rows}))
-        next_id = (conn.execute(sa.select(sa.func.max(items.c.id))).scalar() or 0) + 1
-        new_rows, updates, ids = _plan(me, rows, existing, same, next_id)
-        item_rows: list[tuple] = []
-        fp_rows: list[tuple] = []
-        change_rows: list[tuple] = []
-        updated: set[int] = set()
-        cursor = head
+        first_id = (conn.execute(sa.select(sa.func.max(items.c.id))).scalar() or 0) + 1
+        new_rows, updates, ids = _plan(me, rows, existing, same, first_id)
         head_json = documents.head(list_name, principal.org)
-        for item_id, row, old in [*((i, r, None) for i, r in new_rows), *updates]:
-            status = "active" if old is None or old.status == "withdrawn" else old.status
-            created = now if old is None else old.created_at
-            unchanged = old is not None and old.status != "withdrawn"
-            if unchanged and _same_fields(old.doc, row.fields(item_id, list_name, principal.org)):
-                continue  # same content resubmitted: nothing changes, no feed entry
-            doc = documents.assemble(item_id, head_json, row.body, status, created, now)
-            cursor += 1
-            item_rows.append(
-                (
-                    item_id, list_id, me, row.external_id, row.content_type, row.scheme,
-                    row.classification, row.reviewers, status, row.fp_key, created, now, doc,
+        new_tail = documents.tail("active", now, now)
+        _insert_many(
+            conn,
+            items,
+            ITEM_COLUMNS,
+            [
+                _item_row(
+                    i, r, list_id, me, "active", now, now, documents.join(i, head_json, r.body, new_tail)
                 )
-            )  # fmt: skip
-            quality = row.quality
-            fp_rows.extend([(item_id, s, v, quality.get(s)) for s, v in row.fingerprints.items()])
-            kind = "new" if old is None else "updated"
-            if old is not None:
-                updated.add(item_id)
-            change_rows.append((cursor, item_id, "upsert", kind, now))
-        _store(conn, item_rows, fp_rows, change_rows, updated)
+                for i, r in new_rows
+            ],
+        )
+        cursor = head + len(new_rows)
+        if new_rows:
+            _new_changes(conn, first_id, len(new_rows), head + 1, now)
+        changed: list[tuple] = []
+        for item_id, row, old in updates:
+            if old.status != "withdrawn" and _same_fields(
+                old.doc, row.fields(item_id, list_name, principal.org)
+            ):
+                continue  # same content resubmitted: nothing changes, no feed entry
+            status = "active" if old.status == "withdrawn" else old.status
+            doc = documents.assemble(item_id, head_json, row.body, status, old.created_at, now)
+            changed.append(_item_row(item_id, row, list_id, me, status, old.created_at, now, doc))
+        if changed:
+            _update_items(conn, changed)
+            rows_of_changes = [(cursor + n, r[0], "upsert", "updated", now) for n, r in enumerate(changed, 1)]
+            _insert_many(conn, changes, CHANGE_COLUMNS, rows_of_changes)
+            cursor += len(changed)
         if cursor != head:
             heads.store(conn, heads.CHANGES, cursor)
         audit.record(
@@ -201,9 +207,21 @@ def write_rows(
             actor,
             "items.submit",
             list_name,
-            {"rows": len(rows), "changes": len(change_rows), "from": head + 1, "to": cursor},
+            {"rows": len(rows), "changes": cursor - head, "from": head + 1, "to": cursor},
         )
-    return {"ids": ids, "created": len(change_rows) - len(updated), "updated": len(updated), "cursor": cursor}
+    return {"ids": ids, "created": len(new_rows), "updated": len(changed), "cursor": cursor}
+
+
+def _item_row(
+    item_id: int, row: Row, list_id: int, me: int, status: str, created: float, now: float, doc: bytes
+) -> tuple:
+    """An `items` row in ITEM_COLUMNS order."""
+    fps = orjson.dumps(row.fingerprints).decode()
+    quality = orjson.dumps(row.quality).decode() if row.quality else None
+    return (
+        item_id, list_id, me, row.external_id, row.content_type, row.scheme, row.classification,
+        row.reviewers, status, row.fp_key, created, now, doc, fps, quality,
+    )  # fmt: skip
 
 
 def _same_fields(doc: bytes, fields: dict[str, Any]) -> bool:
@@ -252,32 +270,25 @@ def _plan(
 def _insert_many(conn: Connection, table: sa.Table, columns: tuple[str, ...], rows: list[tuple]) -> None:
     """executemany straight to the driver: SQLAlchemy's per-row parameter processing would cost
     more than the insert itself at a million rows."""
+    if not rows:
+        return
     mark = _mark(conn)
     sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"
     conn.exec_driver_sql(sql, rows)
 
 
-def _store(
-    conn: Connection,
-    item_rows: list[tuple],
-    fp_rows: list[tuple],
-    change_rows: list[tuple],
-    updated: set[int],
-) -> None:
-    if updated:
-        chunked = sorted(updated)
-        for i in range(0, len(chunked), _LOOKUP_CHUNK):
-            chunk = chunked[i : i + _LOOKUP_CHUNK]
-            conn.execute(sa.delete(fingerprints).where(fingerprints.c.item_id.in_(chunk)))
-        changed = [dict(zip(ITEM_COLUMNS, r, strict=True)) for r in item_rows if r[0] in updated]
-        conn.execute(
-            sa.update(items).where(items.c.id == sa.bindparam("b_id")),
-            [{**{k: v for k, v in r.items() if k != "id"}, "b_id": r["id"]} for r in changed],
-        )
-        item_rows = [r for r in item_rows if r[0] not in updated]
-    if item_rows:
-        _insert_many(conn, items, ITEM_COLUMNS, item_rows)
-    if fp_rows:
-        _insert_many(conn, fingerprints, FINGERPRINT_COLUMNS, fp_rows)
-    if change_rows:
-        _insert_many(conn, changes, CHANGE_COLUMNS, change_rows)
+def _new_changes(conn: Connection, first_id: int, count: int, first_cursor: int, now: float) -> None:
+    """`new` changes for the items first_id .. first_id + count - 1, cursors from first_cursor on."""
+    mark = _mark(conn)
+    conn.exec_driver_sql(
+        f"INSERT INTO changes (cursor, item_id, op, kind, at) "
+        f"SELECT id + {mark}, id, 'upsert', 'new', {mark} FROM items WHERE id >= {mark} AND id < {mark}",
+        (first_cursor - first_id, now, first_id, first_id + count),
+    )
+
+
+def _update_items(conn: Connection, rows: list[tuple]) -> None:
+    """Rewrite whole items rows (ITEM_COLUMNS order) in place, keyed by their id."""
+    mark = _mark(conn)
+    sets = ", ".join(f"{c} = {mark}" for c in ITEM_COLUMNS[1:])
+    conn.exec_driver_sql(f"UPDATE items SET {sets} WHERE id = {mark}", [(*r[1:], r[0]) for r in rows])

@@ -26,13 +26,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from hashhub import signals
 from hashhub.hub import heads, indexes
 from hashhub.hub.columns import MAX_GRADES, MAX_SIGNALS, Clusters, Columns
-from hashhub.hub.models import changes, fingerprints, items, lists, organisations
+from hashhub.hub.models import changes, items, lists, organisations
 
 STATUS = {"active": 1, "disputed": 2, "withdrawn": 3}
 STATUS_NAMES = {v: k for k, v in STATUS.items()}
@@ -371,20 +372,19 @@ def _fetched(conn: Connection, query: sa.Select) -> Iterator[sa.Row[Any]]:
 
 
 def fingerprints_of(conn: Connection, ids: list[int]) -> dict[int, dict[str, str]]:
-    fps: dict[int, dict[str, str]] = defaultdict(dict)
+    """The stored fingerprints ({signal: canonical value}) of these items, by id."""
+    fps: dict[int, dict[str, str]] = {}
     for i in range(0, len(ids), _CHUNK):
-        q = sa.select(fingerprints.c.item_id, fingerprints.c.signal, fingerprints.c.value).where(
-            fingerprints.c.item_id.in_(ids[i : i + _CHUNK])
-        )
-        for item_id, signal, value in conn.execute(q).all():
-            fps[item_id][signal] = value
+        q = sa.select(items.c.id, items.c.fingerprints).where(items.c.id.in_(ids[i : i + _CHUNK]))
+        for item_id, stored in conn.execute(q).all():
+            fps[item_id] = orjson.loads(stored)
     return fps
 
 
 def _records(conn: Connection, window: tuple[int, int] | None) -> list[ItemRecord]:
-    """Current rows (and fingerprints) of the items changed in the cursor window (after, upto], or of
-    every item when `window` is None; two queries however many items changed."""
-    cols = (
+    """Current rows (fingerprints included) of the items changed in the cursor window (after, upto],
+    or of every item when `window` is None; one query however many items changed."""
+    q = sa.select(
         items.c.id,
         items.c.list_id,
         items.c.contributor_id,
@@ -394,9 +394,8 @@ def _records(conn: Connection, window: tuple[int, int] | None) -> list[ItemRecor
         items.c.reviewers,
         items.c.fp_key,
         items.c.created_at,
+        items.c.fingerprints,
     )
-    item_q = sa.select(*cols)
-    fp_q = sa.select(fingerprints.c.item_id, fingerprints.c.signal, fingerprints.c.value)
     if window is not None:
         changed = (
             sa.select(changes.c.item_id)
@@ -404,12 +403,6 @@ def _records(conn: Connection, window: tuple[int, int] | None) -> list[ItemRecor
             .distinct()
             .subquery()
         )
-        item_q = item_q.join(changed, changed.c.item_id == items.c.id)
-        fp_q = fp_q.join(changed, changed.c.item_id == fingerprints.c.item_id)
-    fps: dict[int, dict[str, str]] = defaultdict(dict)
-    for item_id, signal, value in _fetched(conn, fp_q):
-        fps[item_id][signal] = value
-    return [
-        ItemRecord(*row[:8], fingerprints=fps.get(row[0], {}), created_at=row[8])
-        for row in _fetched(conn, item_q)
-    ]
+        q = q.join(changed, changed.c.item_id == items.c.id)
+    loads = orjson.loads
+    return [ItemRecord(*row[:8], fingerprints=loads(row[9]), created_at=row[8]) for row in _fetched(conn, q)]

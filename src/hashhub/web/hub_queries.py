@@ -13,6 +13,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -24,7 +25,6 @@ from hashhub.hub.models import (
     audit_log,
     changes,
     feedback,
-    fingerprints,
     hits,
     items,
     lists,
@@ -188,16 +188,18 @@ def item_facts(conn: Connection, item_id: int) -> dict[str, Any]:
             items.c.updated_at,
             lists.c.name.label("list"),
             organisations.c.name.label("contributor"),
+            items.c.fingerprints,
+            items.c.quality,
         )
         .join(lists, lists.c.id == items.c.list_id)
         .join(organisations, organisations.c.id == items.c.contributor_id)
         .where(items.c.id == item_id)
     ).one()
-    fps = conn.execute(
-        sa.select(fingerprints.c.signal, fingerprints.c.value, fingerprints.c.quality)
-        .where(fingerprints.c.item_id == item_id)
-        .order_by(fingerprints.c.signal)
-    ).all()
+    quality = orjson.loads(row.quality) if row.quality else {}
+    fps = [
+        {"signal": signal, "value": value, "quality": quality.get(signal)}
+        for signal, value in sorted(orjson.loads(row.fingerprints).items())
+    ]
     history = conn.execute(
         sa.select(changes.c.cursor, changes.c.op, changes.c.kind, changes.c.at)
         .where(changes.c.item_id == item_id)
@@ -209,7 +211,7 @@ def item_facts(conn: Connection, item_id: int) -> dict[str, Any]:
         "updated_at": row.updated_at,
         "list": row.list,
         "contributor": row.contributor,
-        "fingerprints": [dict(r._mapping) for r in fps],
+        "fingerprints": fps,
         "history": [dict(r._mapping) for r in history],
     }
 
