@@ -8,6 +8,7 @@ reasons, the same documents reach the feed, and an import that fails leaves no t
 
 from __future__ import annotations
 
+import gc
 import threading
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from hypothesis import strategies as st
 from tests.hub.conftest import item, md5_of, pdq_of, populate
 
 from hashhub import db, grading
-from hashhub.hub import documents, heads, importer, ingest, orgs
+from hashhub.hub import documents, feedback, heads, importer, ingest, orgs
 from hashhub.hub.core import Hub
 from hashhub.hub.errors import Forbidden, Invalid
 from hashhub.hub.feed import FeedFilter, read
@@ -154,3 +155,67 @@ def test_an_import_refused_up_front_reads_nothing(hub: Hub, tmp_path: Path) -> N
     with pytest.raises(Forbidden, match="may not write"):
         importer.import_file(hub, path, "iwf", "restricted")
     assert _feed_items(hub) == []
+
+
+def _stored(hub: Hub) -> dict[str, tuple[dict[str, str], dict[str, int] | None, str]]:
+    """external id -> (fingerprints, quality, status) as the items table holds them."""
+    with db.read(hub.engine) as conn:
+        rows = conn.exec_driver_sql("SELECT external_id, fingerprints, quality, status FROM items").all()
+    return {r[0]: (orjson.loads(r[1]), r[2] and orjson.loads(r[2]), r[3]) for r in rows}
+
+
+def test_one_row_per_item_holds_its_fingerprints_and_follows_updates(hub: Hub) -> None:
+    populate(hub)
+    iwf = orgs.acting_as(hub.engine, "iwf")
+    first = ingest.submit(hub, iwf, "verified", [{**item(1), "quality": {"pdq": 80}}, item(2)])
+    assert _stored(hub) == {
+        "ext-1": ({"md5": md5_of(1), "pdq": pdq_of(1)}, {"pdq": 80}, "active"),
+        "ext-2": ({"md5": md5_of(2), "pdq": pdq_of(2)}, None, "active"),
+    }
+    # New fingerprints replace the old ones (and their quality); unchanged rows write nothing.
+    again = ingest.submit(hub, iwf, "verified", [item(1, md5=md5_of(11)), item(2)])
+    assert (again["created"], again["updated"], again["unchanged"]) == (0, 1, 1)
+    assert _stored(hub)["ext-1"] == ({"md5": md5_of(11)}, None, "active")
+    assert again["cursor"] == first["cursor"] + 1
+    # Withdrawn, then sent again: active again, with a new change.
+    feedback.withdraw(hub, iwf, int(first["items"][1]["id"]), "test")
+    back = ingest.submit(hub, iwf, "verified", [item(2)])
+    assert back["updated"] == 1 and _stored(hub)["ext-2"][2] == "active"
+    page = orjson.loads(read(hub, orgs.acting_as(hub.engine, "plat"), 0, 100, FeedFilter()))
+    assert [(c["op"], c.get("item", {}).get("external_id")) for c in page["changes"]] == [
+        ("upsert", "ext-1"), ("upsert", "ext-2"), ("upsert", "ext-1"), ("delete", None), ("upsert", "ext-2"),
+    ]  # fmt: skip
+    latest = page["changes"][2]["item"]
+    assert latest["fingerprints"] == {"md5": md5_of(11)} and "quality" not in latest
+
+
+def test_new_items_get_consecutive_cursors_after_updates_of_the_same_batch(hub: Hub) -> None:
+    populate(hub)
+    iwf = orgs.acting_as(hub.engine, "iwf")
+    ingest.submit(hub, iwf, "verified", [item(1), item(2)])
+    done = ingest.submit(hub, iwf, "verified", [item(3), item(1, grade="B1"), item(4), item(3, grade="A2")])
+    assert (done["created"], done["updated"]) == (2, 1)
+    with db.read(hub.engine) as conn:
+        rows = conn.exec_driver_sql(
+            "SELECT c.cursor, i.external_id, c.kind FROM changes c JOIN items i ON i.id = c.item_id "
+            "WHERE c.cursor > 2 ORDER BY c.cursor"
+        ).all()
+    assert [tuple(r) for r in rows] == [(3, "ext-3", "new"), (4, "ext-4", "new"), (5, "ext-1", "updated")]
+    assert done["cursor"] == 5 and _stored(hub)["ext-3"][2] == "active"
+
+
+def test_writing_a_batch_leaves_the_garbage_collector_as_it_found_it(hub: Hub) -> None:
+    populate(hub)
+    iwf = orgs.acting_as(hub.engine, "iwf")
+    assert gc.isenabled()
+    ingest.submit(hub, iwf, "verified", [item(1)])
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        ingest.submit(hub, iwf, "verified", [item(2)])
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    with pytest.raises(Invalid):  # a failing batch restores it too
+        ingest.submit(hub, iwf, "verified", [item(3), {"fingerprints": {}}])
+    assert gc.isenabled()

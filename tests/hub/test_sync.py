@@ -116,3 +116,26 @@ def test_feed_filters_by_list_signal_grading_and_contributor(world: World) -> No
     assert world.client("plat").get("/api/v1/feed", params={"limit": 0}).status_code == 422
     assert world.client("plat").get("/api/v1/feed", params={"after": -1}).status_code == 422
     assert world.client("plat").get("/api/v1/feed", params={"after": "abc"}).status_code == 422
+
+
+def test_the_signal_filter_matches_whole_signal_names_only(world: World) -> None:
+    # Fingerprints are one JSON column of the item: a name inside another name or inside a value
+    # (vPDQ frames carry PDQs; `_` is a wildcard to SQL LIKE) must not pass the filter.
+    frames = [{"frame": 0, "quality": 100, "pdq": "ab" * 32, "timestamp": 0.0}]
+    world.submit_ok(
+        "iwf",
+        [
+            {**item(1), "fingerprints": {"vpdq": frames}},
+            {**item(2), "fingerprints": {"tmkxpdqf": "vendor:1"}},
+            {**item(3), "fingerprints": {"tmk_pdqf": "vendor:2", "xpdq": "x"}},
+            item(4),
+        ],
+    )
+
+    def ext_ids(**params: Any) -> list[str]:
+        return [c["item"]["external_id"] for c in world.feed("plat", **params)["changes"]]
+
+    assert ext_ids(signal="pdq") == ["ext-4"]
+    assert ext_ids(signal="tmk_pdqf") == ["ext-3"]
+    assert ext_ids(signal="vpdq") == ["ext-1"]
+    assert ext_ids(signal=["tmkxpdqf", "md5"]) == ["ext-2", "ext-4"]
