@@ -7,6 +7,7 @@ cluster facts alike.
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
 from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
@@ -15,10 +16,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hashhub import db, signals
-from hashhub.hub import access, audit, auth, indexes
+from hashhub.hub import access, audit, auth, freshness, indexes
 from hashhub.hub.core import Hub
 from hashhub.hub.errors import Invalid
-from hashhub.hub.freshness import HeadProbe
 from hashhub.hub.pool import Pool, fingerprints_of
 from hashhub.signals import PdqSignal
 from hashhub.signals.vpdq import VpdqSignal, frame_codes, shares
@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 #: the untouched upload (`hashhub.variants.PLAIN`, not imported here: it loads the image stack)
 PLAIN = "plain"
+#: the statuses of items that match (`Pool.status` names; withdrawn and unknown items never do)
+LIVE = frozenset({"active", "disputed"})
 #: vPDQ's radius is the share of the query's frames allowed to go unmatched (default 0.2).
 MAX_RADIUS = {"exact": 0.0, "hamming": 64.0, "vector": 1e9, "video": 1.0}
 
@@ -62,22 +64,37 @@ def parse_queries(queries: list[Any], limit: int) -> list[dict[str, str]]:
 
 class MatchPath:
     """What one serving process keeps so a match request touches no database: the readable lists
-    per organisation (`GrantCache`), a probe that tells whether the pool must catch up
-    (`HeadProbe`), and the match audit tally written in the background (`ActivityLog`)."""
+    per organisation (`GrantCache`), what tells whether the pool must catch up (hub/freshness.py:
+    SQLite's change counter, or a follower thread elsewhere), and the match audit tally written in
+    the background (`ActivityLog`)."""
 
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
         self.grants = access.GrantCache(hub.engine, hub.settings.key_cache_seconds)
-        self.head = HeadProbe(hub.engine)
+        self._refreshing = threading.Lock()
+        self.head = freshness.for_engine(hub.engine, self._catch_up)
         self.activity = audit.ActivityLog(hub.engine, hub.settings.audit_match_window_seconds)
 
     def refresh(self) -> None:
-        """Catch the pool up, unless nothing was committed since it last did."""
-        if self.head.unchanged():
+        """Catch the pool up, unless nothing was committed since it last did: through the
+        process's follower thread where there is one (so requests read no SQL), else here."""
+        if self.head.unchanged() or self.head.await_follower(freshness.FOLLOW_WAIT_S):
             return
-        version = self.head.version()
-        self.hub.refresh()
-        self.head.caught_up(version)
+        self._catch_up()
+
+    def _catch_up(self) -> None:
+        # One caller catches up at a time; the others wait and then usually find nothing to read.
+        with self._refreshing:
+            if self.head.unchanged():
+                return
+            version = self.head.version()
+            self.hub.refresh()
+            self.head.caught_up(version)
+
+    def reopen(self) -> None:
+        """In a worker forked from the process that built this path (which closed `head` before the
+        fork, ending any follower thread): a probe or follower of the worker's own."""
+        self.head = freshness.for_engine(self.hub.engine, self._catch_up)
 
     def audit(self, principal: auth.Principal, action: str, results: list[dict[str, Any]]) -> None:
         hit = [int(m["item"]) for r in results for m in r["matches"]]
@@ -166,10 +183,7 @@ def match_parsed(
     with pool.lock:
         for name, (query_ids, values) in by_signal.items():
             for q, (ids, dists) in zip(query_ids, pool.near(name, values, radii[name]), strict=True):
-                if not len(ids):
-                    continue
-                keep = pool.readable_live(ids, readable)
-                for item_id, dist in zip(ids[keep].tolist(), dists[keep].tolist(), strict=True):
+                for item_id, dist in _visible(pool, ids, dists, readable):
                     seen = best[q].get(item_id)
                     if seen is None or dist < seen[0]:
                         best[q][item_id] = (dist, name)
@@ -181,6 +195,28 @@ def match_parsed(
             results.append({"index": q, "matches": matches})
     _report_video_shares(hub, parsed, results)
     return results
+
+
+#: at most this many hits of one query are filtered item by item (numpy's set test costs tens of
+#: microseconds whatever the size, several times a whole single-hash match's filtering in Python).
+FEW_HITS = 16
+
+
+def _visible(
+    pool: Pool, ids: np.ndarray, dists: np.ndarray, readable: AbstractSet[int]
+) -> list[tuple[int, Any]]:
+    """(item id, distance) of the hits that are live and in a readable list."""
+    if len(ids) > FEW_HITS:
+        keep = pool.readable_live(ids, readable)
+        return list(zip(ids[keep].tolist(), dists[keep].tolist(), strict=True))
+    if not len(ids):
+        return []
+    in_list = pool.cols["list"]
+    return [
+        (item_id, dist)
+        for item_id, dist in zip(ids.tolist(), dists.tolist(), strict=True)
+        if pool.status(item_id) in LIVE and int(in_list[item_id]) in readable
+    ]
 
 
 def _report_video_shares(hub: Hub, parsed: list[dict[str, str]], results: list[dict[str, Any]]) -> None:
@@ -226,8 +262,7 @@ def _variant_matches(
     with pool.lock:
         hits = match_variants(variants, _PoolPdq(pool), hub.settings.match_pdq_radius, options=options)
         for variant, ids, distances in hits:
-            keep = pool.readable_live(ids, readable)
-            for item_id, distance in zip(ids[keep].tolist(), distances[keep].tolist(), strict=True):
+            for item_id, distance in _visible(pool, ids, distances, readable):
                 if str(item_id) not in seen:
                     described = pool.describe(item_id, readable)
                     found.append(
