@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -76,6 +79,41 @@ def test_request_log_is_json_without_keys_hashes_or_query_strings(hub_client, ca
     for line in lines:
         assert PDQ not in line and "?" not in line
         assert not any(key in line for key in keys.values())
+
+
+def test_request_log_written_straight_to_the_stream_reads_like_a_formatted_record() -> None:
+    """With the server's own logging set-up (one JSON handler on stderr) the request line skips the
+    logging machinery; it must read exactly as the formatter would write the same record."""
+    script = (
+        "import logging, time\n"
+        "from hashhub.ops import logging as oplog\n"
+        "oplog.configure()\n"
+        "assert oplog._sole_json_handler(logging.getLogger(oplog.ACCESS_LOGGER)) is not None\n"
+        "oplog.log_request('POST', '/api/v1/match', 200, 0.00123, '0123456789ab')\n"
+        "oplog.log_request('BREW', '/x', 418, 1.5, 'hh_0123456789ab_secret')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 2
+    first, second = (json.loads(line) for line in lines)
+    stamp = datetime.strptime(first.pop("ts"), "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    assert abs(stamp.timestamp() - time.time()) < 60
+    assert first == {
+        "level": "info",
+        "logger": ACCESS_LOGGER,
+        "msg": "request",
+        "method": "POST",
+        "route": "/api/v1/match",
+        "status": 200,
+        "duration_ms": 1.23,
+        "key_id": "0123456789ab",
+    }
+    record = logging.LogRecord(ACCESS_LOGGER, logging.INFO, __file__, 1, "request", (), None)
+    record.fields = {k: v for k, v in first.items() if k not in ("level", "logger", "msg")}
+    record.fields_are_safe = True
+    assert {k: v for k, v in json.loads(JsonFormatter().format(record)).items() if k != "ts"} == first
+    assert second["key_id"] == "<other>" and "secret" not in lines[1]
 
 
 @pytest.mark.parametrize(

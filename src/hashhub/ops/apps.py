@@ -15,6 +15,7 @@ from hashhub.ops.ratelimit import Caller
 
 if TYPE_CHECKING:
     from hashhub.agent.runtime import AgentRuntime
+    from hashhub.hub.auth import Principal
     from hashhub.hub.core import Hub
 
 
@@ -29,19 +30,31 @@ def install_agent(app: FastAPI, runtime: AgentRuntime) -> None:
 def hub_hooks(hub: Hub) -> Hooks:
     from hashhub.hub.errors import HubError
 
+    callers: dict[str, Caller] = {}  # key id -> the Caller of its current cached Principal
+
+    def caller(principal: Principal) -> Caller:
+        # One Caller per cached principal, not one per request (the key cache hands out the same
+        # Principal object until it verifies the key again).
+        known = callers.get(principal.key_id)
+        if known is None or known.subject is not principal:
+            known = callers[principal.key_id] = Caller(
+                principal.key_id, principal.roles & principal.scopes, principal
+            )
+        return known
+
     def verify(token: str) -> Caller | None:
         try:
             principal = hub.keys.verify(token)  # cached for key_cache_seconds after the first call
         except HubError:
             return None
-        return Caller(principal.key_id, principal.roles & principal.scopes)
+        return caller(principal)
 
     async def identify(token: str) -> Caller | None:
         # A key verified within the cache time is a dict lookup; a miss reads the database, which
         # must stay off the event loop.
         principal = hub.keys.cached(token)
         if principal is not None:
-            return Caller(principal.key_id, principal.roles & principal.scopes)
+            return caller(principal)
         return await anyio.to_thread.run_sync(verify, token)
 
     def index_size() -> float:

@@ -1,8 +1,9 @@
 """Request body limit: a pure ASGI middleware that counts the bytes actually streamed.
 
-A Content-Length over the limit is refused before anything is read; a body sent without one (or
-lying about it) is cut off as soon as the running count passes the limit, so a client can never
-make the server buffer more than `max_bytes`.
+A Content-Length over the limit is refused before anything is read; a body sent without one
+(chunked) is cut off as soon as the running count passes the limit, so a client can never make the
+server buffer more than `max_bytes`. A body cannot outgrow its Content-Length: the HTTP server
+frames the request by it (bytes beyond it are the next request).
 """
 
 from __future__ import annotations
@@ -31,8 +32,13 @@ class BodySizeLimit:
             await self.app(scope, receive, send)
             return
         declared = _content_length(scope)
-        if declared is not None and declared > self.max_bytes:
-            await send_json(send, 413, BodyTooLarge(self.max_bytes).detail)
+        if declared is not None:
+            if declared > self.max_bytes:
+                await send_json(send, 413, BodyTooLarge(self.max_bytes).detail)
+                return
+            # The server reads exactly Content-Length bytes as this request's body (any more start
+            # the next request), so a declared length within the limit needs no counting.
+            await self.app(scope, receive, send)
             return
         seen = 0
         started = False

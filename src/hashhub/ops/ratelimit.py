@@ -12,7 +12,7 @@ import math
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -24,10 +24,13 @@ MAX_BUCKETS = 50_000  # idle full buckets are dropped beyond this, so random add
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """Who is calling, as far as limits and logs care: a bucket id (key id) and its roles."""
+    """Who is calling, as far as limits and logs care: a bucket id (key id) and its roles.
+    `subject`: what the app's identify hook verified (the hub's Principal), opaque to ops, so the
+    app's own handler need not verify the same key a second time in the same request."""
 
     bucket: str
     roles: frozenset[str]
+    subject: object = field(default=None, compare=False)
 
 
 Identify = Callable[[str], Awaitable[Caller | None]]
@@ -39,14 +42,18 @@ class TokenBuckets:
     def __init__(self, rates: dict[str, float], burst_seconds: float) -> None:
         self.rates = dict(rates)
         self.burst_seconds = burst_seconds
+        self._rate_of: dict[frozenset[str], float] = {}
         self._state: dict[str, tuple[float, float]] = {}  # bucket -> (tokens, monotonic time)
         self._lock = threading.Lock()
         self._next_prune = 0.0
 
     def rate_for(self, roles: frozenset[str]) -> float:
         """The most generous rate among the roles (0 = unlimited wins)."""
-        rates = [self.rates.get(r, self.rates.get("anonymous", 0.0)) for r in roles] or [0.0]
-        return 0.0 if 0.0 in rates else max(rates)
+        rate = self._rate_of.get(roles)
+        if rate is None:  # a handful of role sets exist: work each out once
+            rates = [self.rates.get(r, self.rates.get("anonymous", 0.0)) for r in roles] or [0.0]
+            rate = self._rate_of[roles] = 0.0 if 0.0 in rates else max(rates)
+        return rate
 
     def take(self, bucket: str, rate: float, now: float | None = None) -> float:
         if rate <= 0:

@@ -9,6 +9,8 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
+from starlette.types import Receive
 
 from hashhub.hub import match
 from hashhub.hub.api.deps import Caller, HubDep, caller_of, json_response
@@ -50,11 +52,25 @@ async def match_fingerprints(request: Request) -> Response:
     path: match.MatchPath = request.app.state.match_path
     principal = await caller_of(request, path.hub)
     principal.require("member")
-    fingerprints, radius = match_body(await request.body())
+    fingerprints, radius = match_body(await read_all(request.receive))
     answer = match.match_now(path, principal, fingerprints, radius)
     if answer is None:
         answer = await run_in_threadpool(match.match, path.hub, principal, fingerprints, radius, path)
     return json_response(answer)
+
+
+async def read_all(receive: Receive) -> bytes:
+    """The whole request body straight from `receive` (Starlette's `Request.body` drives an async
+    generator over the same messages, which costs more than the usual one-message body)."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        body = message.get("body", b"")
+        if not message.get("more_body", False):
+            return b"".join((*chunks, body)) if chunks else body
+        chunks.append(body)
 
 
 def match_body(raw: bytes) -> tuple[Any, dict[str, float] | None]:
