@@ -22,6 +22,7 @@ from alembic.config import Config
 from sqlalchemy.engine import Connection, Engine
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
+WAL_AUTOCHECKPOINT_PAGES = 32_768  # of 4 KiB: 128 MB
 _BEGIN = "hashhub_begin"
 
 
@@ -51,6 +52,10 @@ def _configure_sqlite(engine: Engine) -> None:
             f"busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
             "cache_size=-65536",
             "temp_store=MEMORY",
+            # Checkpoint the WAL into the database file every 128 MB instead of every 4 MB: a bulk
+            # import's batch rewrites thousands of scattered index pages, and a checkpoint (with its
+            # fsyncs) after every batch was a third of its write time at 1M items.
+            f"wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}",
         ):
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()

@@ -183,7 +183,7 @@ def write_rows(
                 _item_row(
                     i, r, list_id, me, "active", now, now, documents.join(i, head_json, r.body, new_tail)
                 )
-                for i, r in new_rows
+                for i, r in new_rows.items()
             ],
         )
         cursor = head + len(new_rows)
@@ -264,38 +264,42 @@ def _same_fields(doc: bytes, fields: dict[str, Any]) -> bool:
 
 def _plan(
     me: int, rows: list[Row], existing: dict[str, Any], same: dict[int, int], next_id: int
-) -> tuple[list[tuple[int, Row]], list[tuple[int, Row, Any]], list[int]]:
-    """Decide per row: new item, update of an existing one, or the same as one already there."""
-    new_rows: list[tuple[int, Row]] = []
+) -> tuple[dict[int, Row], list[tuple[int, Row, Any]], list[int]]:
+    """Decide per row: new item, update of an existing one, or the same as one already there.
+
+    New items come back by id in id order (consecutive from `next_id`)."""
+    new: dict[int, Row] = {}
     updates: dict[int, tuple[int, Row, Any]] = {}
     ids: list[int] = []
     by_external: dict[str, int] = {}
     by_fp: dict[int, int] = {}
     for row in rows:
         ext = row.external_id
-        if ext is not None and ext in by_external:  # repeated in this batch: the later row wins
-            item_id = by_external[ext]
+        item_id = by_external.get(ext) if ext is not None else None
+        if item_id is not None:  # repeated in this batch: the later row wins
             if item_id in updates:
                 updates[item_id] = (item_id, row, updates[item_id][2])
-            else:
-                new_rows = [(i, row if i == item_id else r) for i, r in new_rows]
+            elif item_id in new:
+                new[item_id] = row
         elif ext is not None and ext in existing:
             old = existing[ext]
             item_id = int(old.id)
             updates[item_id] = (item_id, row, old)
+            by_external[ext] = item_id
         else:
-            twin = by_fp.get(row.fp_key, same.get(row.fp_key))
-            if twin is not None:
-                item_id = twin
-            else:
+            key = row.fp_key
+            item_id = by_fp.get(key)
+            if item_id is None:
+                item_id = same.get(key)
+            if item_id is None:
                 item_id = next_id
                 next_id += 1
-                new_rows.append((item_id, row))
-                by_fp[row.fp_key] = item_id
-        if ext is not None:
-            by_external.setdefault(ext, item_id)
+                new[item_id] = row
+                by_fp[key] = item_id
+            if ext is not None:
+                by_external[ext] = item_id
         ids.append(item_id)
-    return new_rows, list(updates.values()), ids
+    return new, list(updates.values()), ids
 
 
 def _insert_many(conn: Connection, table: sa.Table, columns: tuple[str, ...], rows: list[tuple]) -> None:
