@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import OperationalError
 
+from hashhub import signals
 from hashhub.hub import compat, indexes
 from hashhub.hub import match as match_service
 from hashhub.hub.api import admin, health, items, match, sync
@@ -18,7 +19,6 @@ from hashhub.hub.api.deps import json_response
 from hashhub.hub.api.fastlane import FastLane
 from hashhub.hub.core import Hub
 from hashhub.hub.errors import HubError
-from hashhub.hub.freshness import HeadProbe
 from hashhub.hub.settings import HubSettings
 
 
@@ -66,19 +66,31 @@ def preload(app: FastAPI, fork: bool) -> None:
     hub: Hub = app.state.hub
     match_path: match_service.MatchPath = app.state.match_path
     match_path.refresh()
+    _search_once(hub)
     hub.files.wait()  # a pool save it started must not be running (or half-done) at the fork
     if not fork:
         return
-    match_path.head.close()
+    match_path.head.close()  # SQLite's probe connection, or the follower thread elsewhere
     hub.engine.dispose()
     _stop_index_threads()
+
+
+def _search_once(hub: Hub) -> None:
+    """One search in each of the pool's indexes: the kernels a real search runs (warm_up's empty
+    ones stop short of some) are loaded here, once, instead of in every worker on its first
+    request, where each would hold a private copy."""
+    pool = hub.pool
+    for name in list(pool.indexes):
+        signal = signals.get(name)
+        if signal.examples:
+            pool.near(name, [signal.examples[0]], signal.threshold)
 
 
 def reopen(app: FastAPI) -> None:
     """In a freshly forked worker: database connections of its own (the pool's pages stay shared)."""
     hub: Hub = app.state.hub
     hub.engine.dispose(close=False)  # forget any inherited connection without closing the parent's
-    app.state.match_path.head = HeadProbe(hub.engine)
+    app.state.match_path.reopen()
 
 
 def _stop_index_threads() -> None:
