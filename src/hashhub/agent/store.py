@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import compress
 from pathlib import Path
 from typing import Any
 
@@ -353,19 +354,15 @@ class Store:
             .where(Item.status != DELETED)
             .order_by(Item.id)
         )
-        fingerprints = (
-            select(Fingerprint.item_pk, Fingerprint.signal, Fingerprint.value)
-            .join(Item, Item.id == Fingerprint.item_pk)
-            .where(Item.status != DELETED)
-            .order_by(Fingerprint.item_pk)
+        # Only live items have fingerprints (`_write` deletes a withdrawn item's), so no join.
+        fingerprints = select(Fingerprint.item_pk, Fingerprint.signal, Fingerprint.value).order_by(
+            Fingerprint.item_pk
         )
-        by_signal: dict[str, tuple[list[int], list[str]]] = {}
         with db.read(self.engine, snapshot=True) as conn:
             rows = conn.execute(items).all()
-            for pk, signal, value in conn.execute(fingerprints):
-                pks, values = by_signal.get(signal) or by_signal.setdefault(signal, ([], []))
-                pks.append(pk)
-                values.append(value)
+            fp_rows = conn.execute(fingerprints).all()
+        by_signal = _by_signal(fp_rows)
+        del fp_rows
         if not rows:
             return LiveItems(0, {}, by_signal)
         pk, hub_id, item_id, list_name, contributors, classification, verifications, status, rev = zip(
@@ -408,6 +405,22 @@ class Store:
             query = query.where(Item.hub_id == hub_id)
         with self.sessions() as s:
             return s.scalar(query) or 0
+
+
+def _by_signal(rows: Sequence[tuple[int, str, str]]) -> dict[str, tuple[list[int], list[str]]]:
+    """(pk, signal, value) rows -> signal: (pks, values), in row order; C-level loops only (a
+    million rows hold a few signals)."""
+    if not rows:
+        return {}
+    pks, signals, values = zip(*rows, strict=True)
+    names = dict.fromkeys(signals)
+    if len(names) == 1:
+        return {signals[0]: (list(pks), list(values))}
+    grouped = {}
+    for name in names:
+        mine = [s == name for s in signals]
+        grouped[name] = (list(compress(pks, mine)), list(compress(values, mine)))
+    return grouped
 
 
 def _decoded(raw: Sequence[str | None], empty: Any) -> list[Any]:
