@@ -22,6 +22,7 @@ from hashhub.signals import HexDigestSignal, SignalType
 
 _ROWS = TypeAdapter(list[ItemIn])
 _EMPTY: dict[str, Any] = {}  # never mutated: the default of an absent optional mapping
+_UNSEEN = object()  # a memo's miss, where None is a remembered answer
 
 
 @dataclass(slots=True)
@@ -272,7 +273,9 @@ def _plain_row(index: int, raw: object, cache: _BatchCache) -> Row | None:
     scheme, value = grade.get("scheme"), grade.get("value")
     if type(scheme) is not str or type(value) is not str:
         return None
-    canonical_grade = cache.plain_grade(scheme, value)
+    canonical_grade = cache.plain_grades.get((scheme, value), _UNSEEN)  # memo first: no call
+    if canonical_grade is _UNSEEN:
+        canonical_grade = cache.plain_grade(scheme, value)
     if canonical_grade is None:
         return None
     verification = get("verification", _EMPTY)
@@ -296,10 +299,13 @@ def _plain_row(index: int, raw: object, cache: _BatchCache) -> Row | None:
         return None
     fps: dict[str, str] = {}
     presented = False
+    parsers = cache.plain_parsers
     for name, given in fingerprints.items():
         if type(name) is not str:
             return None
-        found = cache.plain_parser(name)
+        found = parsers.get(name, _UNSEEN)
+        if found is _UNSEEN:
+            found = cache.plain_parser(name)
         if found is None:
             return None
         canonical_name, parse, presents = found
@@ -314,9 +320,11 @@ def _plain_row(index: int, raw: object, cache: _BatchCache) -> Row | None:
     ordered = sorted(fps.items())
     fps = dict(ordered)
     scheme, value = canonical_grade
-    labels = dict(labels) if labels else labels
+    # Empty mappings are the shared, never mutated `_EMPTY`: one object fewer a row to make, to
+    # hand over from the parse process and to free.
+    labels = dict(labels) if labels else _EMPTY
     row = Row(
-        index, external_id, content_type, scheme, value, reviewers, verified_by, None, labels, fps, {},
+        index, external_id, content_type, scheme, value, reviewers, verified_by, None, labels, fps, _EMPTY,
         _key_of_sorted(ordered),
     )  # fmt: skip
     # `shown()`'s document, built here directly unless a fingerprint type presents itself.
