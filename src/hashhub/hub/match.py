@@ -8,7 +8,6 @@ cluster facts alike.
 from __future__ import annotations
 
 import threading
-from collections import defaultdict
 from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING, Any
@@ -147,8 +146,9 @@ def match_now(
     if readable is None or not path.head.unchanged():
         return None
     parsed = parse_queries(queries, path.hub.settings.max_match)
-    if any(VpdqSignal.name in q for q in parsed):
-        return None
+    for query in parsed:
+        if VpdqSignal.name in query:
+            return None
     lock = path.hub.pool.lock
     if not lock.acquire(blocking=False):
         return None
@@ -170,11 +170,14 @@ def match_parsed(
 ) -> list[dict[str, Any]]:
     """Per query: its matches, best distance first (an item matched by two signals appears once).
     `refresh=False`: the caller has caught the pool up already."""
-    by_signal: dict[str, tuple[list[int], list[str]]] = defaultdict(lambda: ([], []))
+    by_signal: dict[str, tuple[list[int], list[str]]] = {}
     for i, query in enumerate(parsed):
         for name, value in query.items():
-            by_signal[name][0].append(i)
-            by_signal[name][1].append(value)
+            group = by_signal.get(name)
+            if group is None:
+                group = by_signal[name] = ([], [])
+            group[0].append(i)
+            group[1].append(value)
     radii = {name: _radius(hub, signals.get(name), radius) for name in by_signal}
     best: list[dict[int, tuple[float, str]]] = [{} for _ in parsed]
     if refresh:
@@ -183,18 +186,34 @@ def match_parsed(
     with pool.lock:
         for name, (query_ids, values) in by_signal.items():
             for q, (ids, dists) in zip(query_ids, pool.near(name, values, radii[name]), strict=True):
+                if not len(ids):
+                    continue  # most queries of a match request find nothing
+                hits = best[q]
                 for item_id, dist in _visible(pool, ids, dists, readable):
-                    seen = best[q].get(item_id)
+                    seen = hits.get(item_id)
                     if seen is None or dist < seen[0]:
-                        best[q][item_id] = (dist, name)
-        results = []
-        for q, hits in enumerate(best):
-            matches = []
-            for item_id, (dist, name) in sorted(hits.items(), key=lambda kv: (kv[1][0], kv[0])):
-                matches.append({"signal": name, "distance": dist, **pool.describe(item_id, readable)})
-            results.append({"index": q, "matches": matches})
-    _report_video_shares(hub, parsed, results)
+                        hits[item_id] = (dist, name)
+        results = [
+            {
+                "index": q,
+                "matches": [
+                    {"signal": name, "distance": dist, **pool.describe(item_id, readable)}
+                    for item_id, (dist, name) in (
+                        sorted(hits.items(), key=_best_first) if len(hits) > 1 else hits.items()
+                    )
+                ],
+            }
+            for q, hits in enumerate(best)
+        ]
+    if VpdqSignal.name in by_signal:
+        _report_video_shares(hub, parsed, results)
     return results
+
+
+def _best_first(hit: tuple[int, tuple[float, str]]) -> tuple[float, int]:
+    """Order of a query's matches: smallest distance first, then lowest item id."""
+    item_id, (dist, _name) = hit
+    return dist, item_id
 
 
 #: at most this many hits of one query are filtered item by item (numpy's set test costs tens of
