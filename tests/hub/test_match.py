@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from tests.hub.conftest import World, flip_bits, item, md5_of, pdq_of
 
@@ -145,6 +146,20 @@ def test_the_fast_match_route_refuses_like_every_other_route(world: World) -> No
         assert r.status_code == 422 and r.json()["error"].startswith(where), r.text
     r = world.client("plat").post(url, json={"fingerprints": [{"pdq": pdq_of(1)}], "radius": {"pdq": 99}})
     assert r.status_code == 422 and "radius for pdq" in r.json()["error"]
+
+
+def test_a_match_body_sent_in_chunks_is_read_whole(world: World) -> None:
+    """The fast route reads its body straight from the server: a chunked upload (no Content-Length,
+    several pieces) gives the same answer as a plain one."""
+    (item_id,) = world.submit_ok("iwf", [item(1)])
+    body = orjson.dumps({"fingerprints": [{"md5": md5_of(2)}, {"pdq": flip_bits(pdq_of(1), 3)}]})
+    pieces = [body[i : i + 7] for i in range(0, len(body), 7)]
+    r = world.client("plat").post(
+        "/api/v1/match", content=iter(pieces), headers={"content-type": "application/json"}
+    )
+    assert r.status_code == 200, r.text
+    assert "content-length" not in r.request.headers
+    assert [[m["item"] for m in res["matches"]] for res in r.json()["results"]] == [[], [item_id]]
 
 
 def test_the_match_route_is_documented_with_its_body_and_answer(world: World) -> None:
