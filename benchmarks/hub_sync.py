@@ -18,16 +18,20 @@ The import's parse side alone, on the same file: `parse_only_rows_per_s` is what
 pipeline delivers with nothing writing (read, parse and hand over in `parse_processes` processes,
 rows rebuilt on this side), `parse_one_thread_rows_per_s` the same work in this process's thread
 (no hand-over): the most a writer could be fed, and the parse CPU a row (1e6 / it, in us).
+HTTP (`http_2_uploaders_items_per_s`): two contributors POST their halves in batches of 10,000,
+concurrently, to a real `hashhub hub serve --workers 2` on a fresh database (bodies encoded ahead).
 Targets on SQLite on a 2-core machine: ingest >= 50,000 items/s, snapshot <= 10 s, feed <= 1 s,
 import >= 50,000 items/s.
 
     flock /tmp/hashhub-bench.lock .venv/bin/python benchmarks/hub_sync.py --import-only   # import + parse
+    flock /tmp/hashhub-bench.lock .venv/bin/python benchmarks/hub_sync.py --http-only     # HTTP uploads
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -183,17 +187,90 @@ def measure_import(tmp: Path, total: int, db_url: str | None) -> dict[str, float
     return figures
 
 
+def measure_http_ingest(tmp: Path, total: int, db_url: str | None, uploaders: int = 2) -> float:
+    """Items/s that `uploaders` contributors, each POSTing its share in batches of 10,000 one
+    request after another, get from a real `hashhub hub serve --workers 2` on a fresh database.
+
+    Request bodies are encoded before the clock starts (real uploaders encode on their own
+    machines); the server's JSON decoding, validation and writing are all timed."""
+    url = db_url or f"sqlite:///{tmp / 'http.db'}"
+    hub = Hub(HubSettings(db=url))
+    names = [f"bench-uploader-{n}" for n in range(uploaders)]
+    keys = [orgs.create_org(hub.engine, name, ["contributor"])["api_key"] for name in names]
+    orgs.create_list(hub.engine, "bench-http", write=names)
+    hub.close()
+    bodies: list[list[bytes]] = [[] for _ in range(uploaders)]
+    for n, rows in enumerate(batches(total, seed=13)):
+        bodies[n % uploaders].append(orjson.dumps({"list": "bench-http", "items": rows}))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    # The contributor rate limit (requests per second and key) is far above 10 a second: it never
+    # refuses these; raise it anyway so a changed default cannot turn the figure into a 429 count.
+    env = {**os.environ, "HASHHUB_RATE_LIMITS": orjson.dumps({"contributor": 1e9}).decode()}
+    command = [sys.executable, "-c", "from hashhub.cli import main; main()", "hub", "serve"]
+    command += ["--db", url, "--port", str(port), "--workers", "2", "--log-level", "warning"]
+    log = (tmp / "http-serve.log").open("wb")
+    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while True:
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(
+                    f"hashhub hub serve did not start: {(tmp / 'http-serve.log').read_text()[-2000:]}"
+                )
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        failures: list[str] = []
+
+        def upload(key: str, mine: list[bytes]) -> None:
+            headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+            with httpx.Client(base_url=base, headers=headers, timeout=600) as client:
+                for body in mine:
+                    r = client.post("/api/v1/items", content=body)
+                    if r.status_code != 200:
+                        failures.append(f"{r.status_code}: {r.text[:300]}")
+                        return
+
+        threads = [threading.Thread(target=upload, args=(k, b)) for k, b in zip(keys, bodies, strict=True)]
+        t = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        elapsed = time.perf_counter() - t
+        if failures:
+            raise SystemExit(f"an upload failed: {failures[0]}")
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+        log.close()
+    return total / elapsed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=1_000_000)
     parser.add_argument("--db", default=None, help="database URL (default: a temporary SQLite file)")
     parser.add_argument("--import-only", action="store_true", help="only the import and parse figures")
+    parser.add_argument("--http-only", action="store_true", help="only the HTTP uploaders' figure")
     args = parser.parse_args()
     load_before = os.getloadavg()[1]  # the machine is shared: figures only mean something with this
-    if args.import_only:
+    if args.import_only or args.http_only:
         with tempfile.TemporaryDirectory() as tmp:
-            figures = measure_import(Path(tmp), args.items, args.db)
-        print(orjson.dumps(_import_line(args.items, figures, load_before)).decode())
+            if args.import_only:
+                line = _import_line(args.items, measure_import(Path(tmp), args.items, args.db), load_before)
+            else:
+                line = {"benchmark": "hub_sync", "part": "http", "items": args.items}
+                line["http_2_uploaders_items_per_s"] = round(
+                    measure_http_ingest(Path(tmp), args.items, args.db)
+                )
+                line["load_average_5min"] = [round(load_before, 1), round(os.getloadavg()[1], 1)]
+        print(orjson.dumps(line).decode())
         return
     with tempfile.TemporaryDirectory() as tmp:
         url = args.db or f"sqlite:///{Path(tmp) / 'bench.db'}"
@@ -210,6 +287,7 @@ def main() -> None:
             latencies = measure_feed_latency(base, member["api_key"], contributor["api_key"])
         hub.close()
         figures = measure_import(Path(tmp), args.items, args.db)
+        http_rate = measure_http_ingest(Path(tmp), args.items, args.db)
     print(
         orjson.dumps(
             {
@@ -217,6 +295,7 @@ def main() -> None:
                 "backend": url.split(":", 1)[0],
                 "items": args.items,
                 "ingest_items_per_s": round(rate),
+                "http_2_uploaders_items_per_s": round(http_rate),
                 "import_items_per_s": round(figures["import_items_per_s"]),
                 "parse_only_rows_per_s": round(figures["parse_only_rows_per_s"]),
                 "parse_processes": 1,
