@@ -121,3 +121,11 @@ def test_workers_share_the_parents_pages(hub: tuple[psutil.Process, str, dict[st
         # A spawned worker holds ~150 MB of its own (interpreter, numpy, numba, the app); a forked
         # one has most of its resident pages in common with the parent.
         assert info.uss < info.rss / 2, f"worker {pid}: {info.uss >> 20} MB own of {info.rss >> 20} MB"
+
+
+def test_workers_exit_when_the_server_is_killed(hub: tuple[psutil.Process, str, dict[str, str]]) -> None:
+    parent, _base, _keys = hub
+    workers = [psutil.Process(pid) for pid in _workers(parent)]
+    parent.kill()  # no chance to stop them itself: the kernel tells them
+    _gone, alive = psutil.wait_procs(workers, timeout=30)
+    assert not alive, f"orphaned workers kept running: {[p.pid for p in alive]}"

@@ -19,6 +19,7 @@ they are all gone.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import gc
 import logging
 import os
@@ -43,6 +44,7 @@ MAX_QUICK_DEATHS = 5
 #: how long the parent waits for its workers to shut down in order before it kills them.
 STOP_TIMEOUT_S = 30.0
 POLL_S = 0.1
+PR_SET_PDEATHSIG = 1  # prctl(2)
 
 
 def settle() -> None:
@@ -92,18 +94,20 @@ class Prefork:
         self._stopping = self._stopping or signum
 
     def _fork(self, sock: object) -> None:
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:  # the worker: never returns into the parent's code
-            os._exit(self._work(sock))
+            os._exit(self._work(sock, parent))
         self._children[pid] = time.monotonic()
 
-    def _work(self, sock: object) -> int:
+    def _work(self, sock: object, parent: int) -> int:
         code = 1
         try:
             # uvicorn installs its own handlers while serving and re-raises the signal that
             # stopped it afterwards: ignored here, so the worker exits through os._exit below.
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            _die_with(parent)
             self.after_fork()
             server = uvicorn.Server(self.config)
             server.run(sockets=[sock])  # type: ignore[list-item]
@@ -161,6 +165,15 @@ class Prefork:
             _signal(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
             self._children.pop(pid)
+
+
+def _die_with(parent: int) -> None:
+    """Have the kernel send this worker SIGTERM when the supervising parent dies, however it dies
+    (kill -9 included), so no orphaned worker keeps serving alone. Linux only; a no-op elsewhere."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # it died before the request above took effect
+        raise SystemExit(1)
 
 
 def _signal(pid: int, sig: int) -> None:
