@@ -9,6 +9,7 @@ import json
 import multiprocessing as mp
 import os
 import signal
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -145,3 +146,23 @@ def test_a_scheme_added_during_an_import_applies_to_batches_parsed_after_it(hub:
     assert [r["row"] for r in report.rejected] == [1]
     assert "local" in report.rejected[0]["error"]
     assert report.created == 19
+
+
+def test_a_process_with_other_threads_starts_its_parser_fresh_and_gets_the_same_result(
+    hub: Hub, tmp_path: Path
+) -> None:
+    """Forking a process whose other threads may hold locks is unsafe: with another thread alive
+    (a progress bar's, a server's) the parse process is spawned instead, with the same outcome."""
+    populate(hub)
+    path = _write(tmp_path / "items.ndjson", _mixed_lines())
+    release = threading.Event()
+    bystander = threading.Thread(target=release.wait)
+    bystander.start()
+    try:
+        report = importer.import_file(hub, path, "iwf", "verified", batch_size=4, parse_process=True)
+    finally:
+        release.set()
+        bystander.join()
+    assert [r["row"] for r in report.rejected] == [3, 6, 7, 15, 18, 22, 26]
+    assert (report.rows, report.created, report.unchanged) == (31, 23, 1)
+    assert not mp.active_children()
