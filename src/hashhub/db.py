@@ -22,7 +22,8 @@ from alembic.config import Config
 from sqlalchemy.engine import Connection, Engine
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
-WAL_AUTOCHECKPOINT_PAGES = 32_768  # of 4 KiB: 128 MB
+SQLITE_PAGE_SIZE = 16_384  # for new databases; an existing file keeps its own
+WAL_AUTOCHECKPOINT_BYTES = 128 << 20
 _BEGIN = "hashhub_begin"
 
 
@@ -45,6 +46,11 @@ def _configure_sqlite(engine: Engine) -> None:
     def _on_connect(dbapi_connection, _record) -> None:
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves (see module docstring)
         cursor = dbapi_connection.cursor()
+        # Only a new, empty database takes a page size, and only before it turns to WAL. 16 KiB
+        # pages: a bulk import's commit writes a quarter as many WAL frames (a write call each) and
+        # fewer scattered index pages; measured on a 300k-item raw load with the same 128 MB
+        # checkpoint interval, commits cost 5.8 us an item instead of 7.9.
+        cursor.execute(f"PRAGMA page_size={SQLITE_PAGE_SIZE}")
         for pragma in (
             "journal_mode=WAL",
             "synchronous=NORMAL",
@@ -52,12 +58,14 @@ def _configure_sqlite(engine: Engine) -> None:
             f"busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
             "cache_size=-65536",
             "temp_store=MEMORY",
-            # Checkpoint the WAL into the database file every 128 MB instead of every 4 MB: a bulk
-            # import's batch rewrites thousands of scattered index pages, and a checkpoint (with its
-            # fsyncs) after every batch was a third of its write time at 1M items.
-            f"wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}",
         ):
             cursor.execute(f"PRAGMA {pragma}")
+        # Checkpoint the WAL into the database file every 128 MB rather than every 1,000 pages: a
+        # bulk import's batch rewrites thousands of scattered index pages, and a checkpoint (with
+        # its fsyncs) after every batch nearly doubled commit time (1M-item raw load, 4 KiB pages:
+        # 18.5 us an item at the default, 9.7 with a 200 MB interval).
+        page_size = cursor.execute("PRAGMA page_size").fetchone()[0]
+        cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_BYTES // page_size}")
         cursor.close()
 
     @sa.event.listens_for(engine, "begin")

@@ -1,10 +1,13 @@
-"""Migration 0004 (one row per item): a hub with items written under the old schema, where each
-fingerprint was a row of its own, keeps every fingerprint and quality, matches and filters them, and
-the migration downgrades back to the old rows. On SQLite and PostgreSQL."""
+"""Storage for bulk writes. Migration 0004 (one row per item): a hub with items written under the
+old schema, where each fingerprint was a row of its own, keeps every fingerprint and quality, matches
+and filters them, and the migration downgrades back to the old rows (SQLite and PostgreSQL). New
+SQLite files get 16 KiB pages; existing ones keep theirs."""
 
 from __future__ import annotations
 
+import sqlite3
 import time
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -146,3 +149,24 @@ def test_downgrade_restores_one_row_per_fingerprint(db_url: str) -> None:
         assert not {"fingerprints", "quality"} & columns
     finally:
         engine.dispose()
+
+
+def test_new_sqlite_files_get_large_pages_and_old_ones_keep_theirs(tmp_path: Path) -> None:
+    fresh = db.create_engine(f"sqlite:///{tmp_path / 'new.db'}")
+    old_path = tmp_path / "old.db"
+    with sqlite3.connect(old_path) as raw:  # a file made before this setting, with 4 KiB pages
+        raw.execute("PRAGMA page_size=4096")
+        raw.execute("CREATE TABLE t (x)")
+    old = db.create_engine(f"sqlite:///{old_path}")
+    try:
+        for engine, size in ((fresh, db.SQLITE_PAGE_SIZE), (old, 4096)):
+            with db.write(engine) as conn:
+                conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS u (x)")
+                conn.exec_driver_sql("INSERT INTO u VALUES (1)")
+                assert conn.exec_driver_sql("PRAGMA page_size").scalar() == size
+                assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+                pages = conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar()
+                assert pages * size == db.WAL_AUTOCHECKPOINT_BYTES
+    finally:
+        fresh.dispose()
+        old.dispose()
