@@ -144,3 +144,36 @@ def test_wide_entries_for_more_than_16m_rows_answer_the_same(data, monkeypatch: 
     got = [as_dict(m) for m in wide.search(queries, 31)]
     assert got == [as_dict(m) for m in narrow.search(queries, 31)]
     assert sum(map(len, got)) > 20
+
+
+@pytest.mark.parametrize("sweep", [False, True])
+def test_crowded_low_values_are_found_exactly(sweep: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Thousands of near-copies sharing their first chunks pile onto one low value of one bucket, which
+    shifts every later low's place in that bucket far from where a probe first looks; probes of that
+    bucket (query by query and in the sweep) still find exactly what brute force finds."""
+    rng = np.random.default_rng(12)
+    base = rng.integers(0, 256, 32, dtype=np.uint8)
+    copies = np.repeat(base[None, :], 3_000, axis=0)
+    copies[:, 8:] ^= (rng.random((3_000, 24)) < 0.03).astype(np.uint8) << rng.integers(
+        0, 8, (3_000, 24)
+    ).astype(np.uint8)
+    # Neighbours of the crowd: the same first bytes but one or two of the bucket's low bits changed.
+    near = np.repeat(base[None, :], 600, axis=0)
+    near[:, 2] ^= rng.integers(1, 256, 600).astype(np.uint8)
+    codes = np.concatenate([copies, near, rng.integers(0, 256, (40_000, 32), dtype=np.uint8)])
+    ids = rng.choice(10**9, size=codes.shape[0], replace=False).astype(np.int64)
+    ix = PdqIndex()
+    ix.add(ids, codes)
+    monkeypatch.setattr(_pdq_segment, "_SCAN_ROW_NS", 1e12)
+    if sweep:
+        monkeypatch.setattr(_pdq_segment, "SWEEP_MIN", 5)
+        monkeypatch.setattr(_pdq_segment, "SWEEP_MIN_ROWS", 0)
+    queries = np.repeat(base[None, :], 40, axis=0)
+    queries[:, 2] ^= rng.integers(0, 256, 40).astype(np.uint8)
+    queries[20:, 1] ^= rng.integers(0, 256, 20).astype(np.uint8)
+    found = 0
+    for radius in (0, 12, 31):
+        for q, match in zip(queries, ix.search(queries, radius=radius), strict=True):
+            assert as_dict(match) == within(ids, distances(codes, q), radius), f"radius {radius}"
+            found += len(match[0])
+    assert found > 10_000

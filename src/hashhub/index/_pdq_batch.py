@@ -11,12 +11,10 @@ Same pigeonhole and owner rule as the per-query kernel, so the answers are the s
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import numpy as np
 from numba import njit
 
-from hashhub.index._kernels import LOW_BITS, _chunk, _popcount, _prefetch, flip_masks
+from hashhub.index._kernels import LOW_BITS, _chunk, _popcount, _prefetch
 
 # A candidate is packed as row << _ROW_SHIFT | query << 4 | table; a match as row << _ROW_SHIFT |
 # query << 9 | distance (distance <= 256 needs 9 bits): one int64 per pair, sortable by row.
@@ -261,15 +259,3 @@ def sweep_search(
         qs[f] = (v >> 9) & (MAX_SLICE - 1)
         ds[f] = v & 511
     return qs, rs, ds
-
-
-# Rooms up to this many low bits are looked up low by low (1, 9, 37 lookups); wider ones scan the
-# bucket (93 lookups would cost more than reading its ~150-300 entries).
-_LOOKUP_ROOM = 2
-
-
-@lru_cache(maxsize=1)
-def low_masks() -> tuple[np.ndarray, np.ndarray]:
-    """(masks, ball) of the low bits within _LOOKUP_ROOM flips, as `sweep_search` takes them."""
-    masks, _, ball = flip_masks(LOW_BITS, _LOOKUP_ROOM)
-    return masks, ball

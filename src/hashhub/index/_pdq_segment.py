@@ -197,7 +197,7 @@ class PdqSegment:
                 _kernels.CHUNK_STARTS,
                 _kernels.CHUNK_WIDTHS,
             )
-            probes = (radius, radii, masks, flips, ball)
+            probes = (radius, radii, masks, flips, ball, *_kernels.low_masks())
 
             def probe(lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
                 if hi - lo >= SWEEP_MIN and n >= SWEEP_MIN_ROWS:
@@ -208,12 +208,9 @@ class PdqSegment:
             def _sweep(lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
                 slices = (hi - lo) // SWEEP_MIN  # slices of 4,096 to 8,191 queries
                 bounds = [lo + (hi - lo) * k // slices for k in range(slices + 1)]
-                lmasks, lball = _pdq_batch.low_masks()
                 out = []
                 for a, b in itertools.pairwise(bounds):
-                    q, r, d = _pdq_batch.sweep_search(
-                        *tables, np.ascontiguousarray(queries[a:b]), *probes, lmasks, lball
-                    )
+                    q, r, d = _pdq_batch.sweep_search(*tables, np.ascontiguousarray(queries[a:b]), *probes)
                     out.append((q + a, r, d))
                 return tuple(np.concatenate(x) for x in zip(*out, strict=True))  # type: ignore[return-value]
 
