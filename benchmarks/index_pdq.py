@@ -258,7 +258,7 @@ def run_size(n: int, args: argparse.Namespace) -> dict:
                 found = res.pop("_found")
                 if truth is not None:
                     res |= score(found, truth)
-            if "hashhub" not in skip:
+            if "hashhub" not in skip and not args.no_extras:
                 per["hashhub"] |= apart(hashhub_extras, ids, codes, Path(tmp), rng)
             if "faiss_multihash" in per and "hashhub" in per:
                 mh, hh = per["faiss_multihash"], per["hashhub"]
@@ -287,6 +287,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
         "--no-sweep", action="store_true", help="hashhub answers every batch query by query (for comparison)"
+    )
+    parser.add_argument(
+        "--no-extras", action="store_true", help="skip hashhub's update, dihedral and save/load figures"
     )
     parser.add_argument("--skip", action="append", choices=["hashhub", "faiss_flat", "faiss_multihash"])
     args = parser.parse_args(argv)
