@@ -129,8 +129,9 @@ def test_a_parse_process_that_dies_is_a_clear_error_not_a_hang(hub: Hub, tmp_pat
 
 def test_a_scheme_added_during_an_import_applies_to_batches_parsed_after_it(hub: Hub, tmp_path: Path) -> None:
     populate(hub)
-    lines = [orjson.dumps(item(n)) for n in range(20)]
-    for n in (0, 19):  # in the first batch and in the last (parsed long after the scheme exists)
+    # Batches bigger than a pipe's buffer: a parse process is at most a batch or two ahead.
+    lines = [orjson.dumps(item(n)) for n in range(3000)]
+    for n in (0, 2999):  # in the first batch and in the last (parsed long after the scheme exists)
         lines[n] = orjson.dumps({**item(n), "classification": {"scheme": "local", "value": "X"}})
     path = _write(tmp_path / "items.ndjson", lines)
     added: list[int] = []
@@ -141,11 +142,11 @@ def test_a_scheme_added_during_an_import_applies_to_batches_parsed_after_it(hub:
             added.append(1)
 
     report = importer.import_file(
-        hub, path, "iwf", "verified", batch_size=2, parse_process=True, progress=add_scheme
+        hub, path, "iwf", "verified", batch_size=300, parse_process=True, progress=add_scheme
     )
     assert [r["row"] for r in report.rejected] == [1]
     assert "local" in report.rejected[0]["error"]
-    assert report.created == 19
+    assert report.created == 2999
 
 
 def test_a_process_with_other_threads_starts_its_parser_fresh_and_gets_the_same_result(

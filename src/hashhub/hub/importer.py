@@ -21,6 +21,7 @@ import threading
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from queue import Empty, Full, Queue
 from typing import Any, BinaryIO
@@ -83,6 +84,12 @@ def _csv_item(row: dict[str, str]) -> dict[str, Any]:
 
 def read_rows(stream: BinaryIO, name: str) -> Iterator[object]:
     """Items from a CSV (by `.csv` in the name) or NDJSON stream; bad JSON lines come through as text."""
+    return map(_item_of, _records(stream, name))
+
+
+def _records(stream: BinaryIO, name: str) -> Iterator[object]:
+    """A CSV file's items, or an NDJSON file's non-blank lines as bytes, which `_item_of` decodes
+    (a parse process skips the batches another one takes without decoding them)."""
     if ".csv" in name.lower():
         text = io.TextIOWrapper(stream, encoding="utf-8", newline="")
         try:
@@ -94,12 +101,17 @@ def read_rows(stream: BinaryIO, name: str) -> Iterator[object]:
             text.detach()  # leave the file open: the caller reads its position for progress
         return
     for line in stream:
-        if not line.strip():
-            continue
-        try:
-            yield orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            yield BadLine(f"not valid JSON: {exc}")
+        if line.strip():
+            yield line
+
+
+def _item_of(record: object) -> object:
+    if type(record) is not bytes:
+        return record
+    try:
+        return orjson.loads(record)
+    except orjson.JSONDecodeError as exc:
+        return BadLine(f"not valid JSON: {exc}")
 
 
 @dataclass
@@ -114,9 +126,12 @@ class ParsedBatch:
     position: int  # file bytes read when the batch was complete
 
 
-#: Files at least this big are parsed in a process of their own (below it, a thread): starting one
+#: Files at least this big are parsed in processes of their own (below it, a thread): starting one
 #: costs a few milliseconds, which a file of tens of thousands of rows repays many times over.
 PROCESS_FROM_BYTES = 4 << 20
+#: Parse processes taking turns at batches: two keep the writer fed on two cores even when one
+#: of them is descheduled for a while (they block, one batch ready each, when ahead).
+PARSE_PROCESSES = 2
 
 
 def import_file(
@@ -133,8 +148,8 @@ def import_file(
     """Stream `path` into `list_name` as `org`; `progress(bytes_read)` after each batch.
 
     Reading and validating batches runs ahead of the writer: for files of `PROCESS_FROM_BYTES` or
-    more (or with `parse_process=True`) in a process of its own, so parsing and writing each have a
-    core and never compete for one interpreter lock; otherwise in a thread. Batches are still
+    more (or with `parse_process=True`) in `PARSE_PROCESSES` processes of their own, so parsing and
+    writing never compete for one interpreter lock; otherwise in a thread. Batches are still
     written one at a time, in file order, each in its own transaction, exactly as `POST
     /api/v1/items` would write them; grants are checked again for every batch, and the grading
     schemes are read afresh for every batch the parser takes on."""
@@ -162,7 +177,7 @@ def import_file(
 def parse_file(
     hub: Hub, path: Path, batch_size: int = 10_000, *, in_process: bool | None = None
 ) -> Generator[ParsedBatch, None, None]:
-    """`path`'s batches, parsed ahead of the consumer: in a process of its own (`in_process`; by
+    """`path`'s batches, parsed ahead of the consumer: in processes of their own (`in_process`; by
     default for files of `PROCESS_FROM_BYTES` or more) or in a thread. Close it to stop early."""
     url = _own_engine_url(hub)
     if in_process is None:
@@ -170,17 +185,29 @@ def parse_file(
     if in_process:
         if url is None:
             raise ValueError("An in-memory database cannot be read by another process.")
-        return _parsed_in_process(path, batch_size, url)
+        return _parsed_in_processes(path, batch_size, url, PARSE_PROCESSES)
     return _ahead(parse_batches(path, batch_size, _schemes_from(hub.engine)))
 
 
 def parse_batches(
-    path: Path, size: int, schemes: Callable[[], dict[str, grading.Scheme]]
+    path: Path,
+    size: int,
+    schemes: Callable[[], dict[str, grading.Scheme]],
+    share: tuple[int, int] = (0, 1),
 ) -> Iterator[ParsedBatch]:
-    """`path`'s rows, read and parsed `size` at a time (`schemes()` is asked once a batch)."""
+    """`path`'s rows, read and parsed `size` at a time (`schemes()` is asked once a batch).
+
+    `share=(k, n)`: only batches k, k + n, k + 2n, ... (the others are read past, not decoded)."""
+    mine, every = share
     with path.open("rb") as raw:
-        rows = read_rows(_decoded(raw), path.name)
-        while batch := list(itertools.islice(rows, size)):
+        records = _records(_decoded(raw), path.name)
+        for number in itertools.count():
+            chunk = list(itertools.islice(records, size))
+            if not chunk:
+                return
+            if number % every != mine:
+                continue
+            batch = [_item_of(r) for r in chunk]
             unreadable = [
                 {"index": i, "error": r.error} for i, r in enumerate(batch) if isinstance(r, BadLine)
             ]
@@ -281,55 +308,73 @@ def _ahead(source: Iterator[ParsedBatch], depth: int = 2) -> Generator[ParsedBat
 _ROW_STATE = operator.attrgetter(*ROW_FIELDS)
 
 
-def _parsed_in_process(path: Path, size: int, url: str) -> Generator[ParsedBatch, None, None]:
-    """`parse_batches` run by a child process, one batch ahead of the consumer.
+def _parsed_in_processes(
+    path: Path, size: int, url: str, processes: int
+) -> Generator[ParsedBatch, None, None]:
+    """`parse_batches` run by `processes` child processes taking turns (batch i is child i mod n's).
 
-    The child sends each batch as soon as it is parsed and then blocks until this side takes it,
-    so it parses batch N+1 while batch N is written. An error in the child is raised here, in
-    order; a child that dies without a word is an error too; the child never outlives this."""
+    Each child sends a batch as soon as it is parsed and then blocks until this side takes it,
+    so while batch i is written the next `processes` batches are parsed or ready. An error in a
+    child is raised here, in order (every child reads the whole file, so a read error reaches the
+    child whose turn it is, too); a child that dies without a word is an error too; no child
+    outlives this."""
     # fork starts in milliseconds with everything imported; only a process with other threads
     # (whose locks a fork could copy held) pays for a fresh interpreter.
     method = "fork" if threading.active_count() == 1 and "fork" in mp.get_all_start_methods() else "spawn"
     context = mp.get_context(method)
-    receive, send = context.Pipe(duplex=False)
-    child = context.Process(
-        target=_parse_worker, args=(str(path), size, url, send), name="hashhub-import-parse", daemon=True
-    )
-    child.start()
-    send.close()  # the child holds the only writing end: its death is an EOF here
+    children: list[BaseProcess] = []
+    receivers: list[Connection] = []
     try:
-        while True:
-            try:
-                message = receive.recv_bytes()
-            except (EOFError, OSError):  # closed between messages, or during one
-                raise RuntimeError(
-                    f"The import's parse process stopped unexpectedly (exit code {child.exitcode})."
-                ) from None
-            with _collected_between_batches():  # no automatic passes while a batch is rebuilt
-                kind, body = pickle.loads(message)
-                if kind == "batch":
-                    rows, unreadable, readable, good, rejected, position = body
-                    batch = ParsedBatch(
-                        rows, unreadable, readable, [Row(*t) for t in good], rejected, position
-                    )
-            if kind == "done":
+        for k in range(processes):
+            receive, send = context.Pipe(duplex=False)
+            child = context.Process(
+                target=_parse_worker,
+                args=(str(path), size, url, send, (k, processes)),
+                name=f"hashhub-import-parse-{k}",
+                daemon=True,
+            )
+            child.start()
+            send.close()  # the child holds the only writing end: its death is an EOF here
+            children.append(child)
+            receivers.append(receive)
+        for number in itertools.count():
+            batch = _received(receivers[number % processes], children[number % processes])
+            if batch is None:
                 return
-            if kind == "error":
-                raise body
             yield batch
     finally:
-        receive.close()
-        if child.is_alive():
-            child.terminate()  # pure reading and parsing: nothing to lose
-        child.join()
+        for receive in receivers:
+            receive.close()
+        for child in children:
+            if child.is_alive():
+                child.terminate()  # pure reading and parsing: nothing to lose
+            child.join()
 
 
-def _parse_worker(path: str, size: int, url: str, out: Connection) -> None:
-    """The parse process: read and parse `path`, send each batch, then ("done", None)."""
+def _received(receive: Connection, child: BaseProcess) -> ParsedBatch | None:
+    """The child's next batch; None when it has read the whole file; its error raised."""
+    try:
+        message = receive.recv_bytes()
+    except (EOFError, OSError):  # closed between messages, or during one
+        raise RuntimeError(
+            f"The import's parse process stopped unexpectedly (exit code {child.exitcode})."
+        ) from None
+    with _collected_between_batches():  # no automatic passes while a batch is rebuilt
+        kind, body = pickle.loads(message)
+        if kind == "error":
+            raise body
+        if kind == "done":
+            return None
+        rows, unreadable, readable, good, rejected, position = body
+        return ParsedBatch(rows, unreadable, readable, [Row(*t) for t in good], rejected, position)
+
+
+def _parse_worker(path: str, size: int, url: str, out: Connection, share: tuple[int, int]) -> None:
+    """A parse process: read `path`, parse its share of batches, send each, then ("done", None)."""
     engine = db.create_engine(url, poolclass=NullPool)
     try:
         with _collected_between_batches() as batch_done:
-            for batch in parse_batches(Path(path), size, _schemes_from(engine)):
+            for batch in parse_batches(Path(path), size, _schemes_from(engine), share):
                 good = [_ROW_STATE(r) for r in batch.good]
                 body = (batch.rows, batch.unreadable, batch.readable, good, batch.rejected, batch.position)
                 out.send_bytes(pickle.dumps(("batch", body), pickle.HIGHEST_PROTOCOL))
