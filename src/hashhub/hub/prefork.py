@@ -5,7 +5,8 @@ app again and loaded its own copy of the match pool: memory grew by ~250 MB a wo
 Here the parent builds the app, loads the pool and warms the kernels, then forks; the workers'
 pages stay shared copy-on-write with the parent, and only what a worker writes becomes its own.
 
-Rules a forked worker depends on (the caller's `before_fork` / `after_fork` hooks keep them):
+Rules a forked worker depends on (the caller prepares the process before `Prefork.run`, see
+`preload` in hub/app.py, and its `after_fork` hook reopens what each worker needs):
 - no thread may be running in the parent at fork time (a lock held by a thread that does not
   exist in the child never opens), so background threads start in each worker, after the fork;
 - no database connection may be shared: the parent closes its own before forking and every
