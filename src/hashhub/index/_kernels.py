@@ -513,23 +513,14 @@ def warm_up() -> None:
     masks, flips, ball = flip_masks(MIN_BUCKET_BITS, 1)
     radii = np.ones(N_CHUNKS, np.int64)
     bits = np.full(N_CHUNKS, MIN_BUCKET_BITS, np.int64)
-    multi_index_search(
-        codes,
-        alive,
-        offsets,
-        obase,
-        entries,
-        bits,
-        CHUNK_STARTS,
-        CHUNK_WIDTHS,
-        codes[:1],
-        9,
-        radii,
-        masks,
-        flips,
-        ball,
-        *low_masks(),
-    )
+    tables = (codes, alive, offsets, obase, entries, bits, CHUNK_STARTS, CHUNK_WIDTHS)
+    probes = (9, radii, masks, flips, ball, *low_masks())
+    multi_index_search(*tables, codes[:1], *probes)
+    # The large-batch sweep too: else the first batch of 4,096+ queries in a new process loaded (or
+    # compiled, seconds) it mid-query. Imported here: _pdq_batch imports this module.
+    from hashhub.index import _pdq_batch
+
+    _pdq_batch.sweep_search(*tables, codes[:1], *probes)
     vectors = np.zeros((2, 144), np.uint8)
     euclidean_scan(vectors, alive[:2], 0, 2, vectors[:1], 100)
     _warm = True
