@@ -26,7 +26,9 @@ ones are removed.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import fcntl
+import gc
 import hashlib
 import os
 import secrets
@@ -226,6 +228,15 @@ def verify_files(snap: Path, manifest: Mapping[str, Any], *, checksums: bool = T
 def save_array(path: Path, array: np.ndarray) -> None:
     """One array as a .npy file (no pickle), loadable memory-mapped by `map_array`."""
     np.save(path, np.ascontiguousarray(array), allow_pickle=False)
+
+
+def release_heap() -> None:
+    """Hand memory freed after building or replacing in-memory state (a cold-built pool, a first
+    load read from a database) back to the system: glibc keeps freed heap for reuse, which left a
+    process at its peak size even after it switched to mapped files or compact columns."""
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def map_array(path: Path) -> np.ndarray:

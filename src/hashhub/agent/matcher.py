@@ -28,6 +28,7 @@ from hashhub.agent.store import Store, StoredItem
 from hashhub.index import ExactIndex, PdqIndex
 from hashhub.index.vpdq import VpdqIndex
 from hashhub.signals import PdqSignal, SignalError
+from hashhub.snapshotfiles import release_heap
 from hashhub.variants import PLAIN, PLAIN_ONLY, Variant, VariantOptions, match_variants
 
 MatchType = Literal["exact", "perceptual"]
@@ -116,7 +117,9 @@ class Matcher:
         """Apply what the store changed since the last refresh; returns how many items changed."""
         with self._refreshing, _no_gc(when=self.rev == 0):
             if self.rev == 0 and not len(self._meta):
-                return self._load_all(store)
+                loaded = self._load_all(store)
+                release_heap()  # the rows read on the way: a 1M-item load freed ~150 MB
+                return loaded
             rev, items = store.changes_since(self.rev)
             with self._lock:
                 if items:

@@ -28,9 +28,6 @@ only what it changes since (a small delta). Columns are saved with headroom for 
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import gc
 import logging
 import threading
 import time
@@ -48,7 +45,7 @@ from hashhub.hub.columns import SPEC, Columns
 from hashhub.hub.models import changes
 from hashhub.hub.pool import Fetch, Pool
 from hashhub.hub.settings import HubSettings
-from hashhub.snapshotfiles import SnapshotError, position_of, saver_lock
+from hashhub.snapshotfiles import SnapshotError, position_of, release_heap, saver_lock
 
 if TYPE_CHECKING:
     from hashhub.hub.core import Hub
@@ -390,12 +387,3 @@ class PoolFiles:
         worker = self._worker
         if worker is not None:
             worker.join()
-
-
-def release_heap() -> None:
-    """Hand memory freed by a replaced pool back to the system: glibc keeps freed heap (and large
-    blocks below its raised mmap threshold) for reuse, which left a cold-built process at its peak
-    size even after it switched to the mapped files."""
-    gc.collect()
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
