@@ -167,3 +167,26 @@ def test_a_process_with_other_threads_starts_its_parser_fresh_and_gets_the_same_
     assert [r["row"] for r in report.rejected] == [3, 6, 7, 15, 18, 22, 26]
     assert (report.rows, report.created, report.unchanged) == (31, 23, 1)
     assert not mp.active_children()
+
+
+def test_several_parse_processes_taking_turns_keep_file_order_and_error_order(
+    hub: Hub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    populate(hub)
+    monkeypatch.setattr(importer, "PARSE_PROCESSES", 3)
+    path = _write(tmp_path / "items.ndjson", _mixed_lines())
+    report = importer.import_file(hub, path, "iwf", "verified", batch_size=4, parse_process=True)
+    assert [r["row"] for r in report.rejected] == [3, 6, 7, 15, 18, 22, 26]
+    assert (report.rows, report.created, report.unchanged) == (31, 23, 1)
+    assert [d["external_id"] for d in _feed(hub)] == [
+        f"ext-{n}" for n in range(30) if n not in (2, 5, 6, 14, 17, 21, 25)
+    ]
+    header = ",".join((*importer.CSV_COLUMNS, "md5", "sha1", "sha256", "pdq")) + "\n"
+    good = "".join(f"csv-{n},image,industry,A1,1,{item(n)['fingerprints']['md5']},,,\n" for n in range(400))
+    bad = tmp_path / "items.csv"
+    bad.write_bytes(header.encode() + good.encode() + b"\xff\xfe,image\n")
+    with pytest.raises(Invalid, match="not UTF-8"):
+        importer.import_file(hub, bad, "ncmec", "verified", batch_size=50, parse_process=True)
+    written = [d["external_id"] for d in _feed(hub) if d["contributor"] == "ncmec"]
+    assert written == [f"csv-{n}" for n in range(len(written))] and len(written) % 50 == 0
+    assert not mp.active_children()

@@ -129,9 +129,11 @@ class ParsedBatch:
 #: Files at least this big are parsed in processes of their own (below it, a thread): starting one
 #: costs a few milliseconds, which a file of tens of thousands of rows repays many times over.
 PROCESS_FROM_BYTES = 4 << 20
-#: Parse processes taking turns at batches: two keep the writer fed on two cores even when one
-#: of them is descheduled for a while (they block, one batch ready each, when ahead).
-PARSE_PROCESSES = 2
+#: Parse processes taking turns at batches (each blocks, one batch ready, when ahead). One: on
+#: the 2-core machine two did not make the import faster (A/B over 200,000 items, three runs
+#: each at load 2.4-3.2: 16,482-23,376 items/s with two, 18,482-29,221 with one), though they
+#: raise the parse side alone; more cores may want more.
+PARSE_PROCESSES = 1
 
 
 def import_file(
