@@ -21,6 +21,8 @@ from hashhub.hub.core import Hub
 from hashhub.hub.errors import HubError
 from hashhub.hub.settings import HubSettings
 
+_NO_TELEMETRY = {"tracing": False, "metrics": False, "logs": False}
+
 
 def create_app(settings: HubSettings | None = None, hub: Hub | None = None) -> FastAPI:
     """An app over `hub` (or a hub opened from `settings`; its schema is upgraded on open)."""
@@ -40,7 +42,12 @@ def create_app(settings: HubSettings | None = None, hub: Hub | None = None) -> F
         if owned:
             hub.close()
 
-    app = FastAPI(title="hashhub hub", version="1", lifespan=lifespan)
+    app = FastAPI(
+        title="hashhub hub",
+        version="1",
+        lifespan=lifespan,
+        telemetry=None if hub.settings.opentelemetry else _NO_TELEMETRY,
+    )
     app.state.hub = hub
     app.state.match_path = match_path
     for module in (health, items, sync, match, admin):

@@ -44,3 +44,7 @@ class HubSettings(BaseSettings):
     #: match activity is audited as one chained record per key per this many seconds, written in the
     #: background (0: one record per request, written before the answer).
     audit_match_window_seconds: float = Field(1.0, ge=0, le=60)
+    #: FastAPI's native OpenTelemetry (spans, metrics and logs through the global providers). Off
+    #: by default: the hub has its own /metrics and JSON request log, and the per-request check
+    #: costs ~10 us of a ~400 us match request. HASHHUB_OPENTELEMETRY=true turns it on.
+    opentelemetry: bool = False
