@@ -304,17 +304,7 @@ class Store:
             query = query.where(Item.status != DELETED)
         items: list[StoredItem] = []
         newest = rev
-        decoded: dict[str | None, Any] = {}
-
-        def shared(raw: Any, empty: Any) -> Any:
-            if not isinstance(raw, str):  # PostgreSQL's driver hands JSON over already decoded
-                return empty if raw is None else tuple(raw) if isinstance(raw, list) else raw
-            value = decoded.get(raw)
-            if value is None:
-                loaded = orjson.loads(raw) if raw else empty
-                value = decoded[raw] = tuple(loaded) if isinstance(loaded, list) else loaded
-            return value
-
+        shared = _SharedJson()
         with db.read(self.engine, snapshot=True) as conn:
             current: StoredItem | None = None
             for row in conn.execute(query):
@@ -423,13 +413,28 @@ def _by_signal(rows: Sequence[tuple[int, str, str]]) -> dict[str, tuple[list[int
     return grouped
 
 
+class _SharedJson:
+    """JSON values decoded once per distinct text, the value shared by every row holding it: a
+    million items hold a handful of distinct contributor lists and classifications (memory and load
+    time). Lists become tuples."""
+
+    def __init__(self) -> None:
+        self._values: dict[str, Any] = {}
+
+    def __call__(self, raw: Any, empty: Any) -> Any:
+        if not isinstance(raw, str):  # PostgreSQL's driver hands JSON over already decoded
+            return empty if raw is None else tuple(raw) if isinstance(raw, list) else raw
+        value = self._values.get(raw)
+        if value is None:
+            loaded = orjson.loads(raw) if raw else empty
+            value = self._values[raw] = tuple(loaded) if isinstance(loaded, list) else loaded
+        return value
+
+
 def _decoded(raw: Sequence[str | None], empty: Any) -> list[Any]:
-    """JSON texts decoded, each distinct text once and its value shared by every row holding it
-    (lists become tuples)."""
-    values = {}
-    for text_value in dict.fromkeys(raw):
-        loaded = orjson.loads(text_value) if text_value else empty
-        values[text_value] = tuple(loaded) if isinstance(loaded, list) else loaded
+    """A column of JSON texts decoded (`_SharedJson`), with one Python call per distinct text."""
+    shared = _SharedJson()
+    values = {text_value: shared(text_value, empty) for text_value in dict.fromkeys(raw)}
     return list(map(values.__getitem__, raw))
 
 
