@@ -12,14 +12,17 @@ different states; here every transaction begins explicitly, and write transactio
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 from sqlalchemy.engine import Connection, Engine
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 SQLITE_PAGE_SIZE = 16_384  # for new databases; an existing file keeps its own
@@ -94,10 +97,16 @@ def read(engine: Engine, *, snapshot: bool = False) -> Iterator[Connection]:
             yield conn
 
 
+def _location(migrations: str):  # type: ignore[no-untyped-def]
+    package, _, folder = migrations.partition(":")
+    return resources.files(package).joinpath(folder) if folder else resources.files(package)
+
+
 def alembic_config(engine: Engine, migrations: str) -> Config:
     """Alembic configuration for a migrations package given as `package:folder`."""
-    package, _, folder = migrations.partition(":")
-    location = resources.files(package).joinpath(folder) if folder else resources.files(package)
+    from alembic.config import Config
+
+    location = _location(migrations)
     config = Config()
     config.set_main_option("script_location", str(location))
     config.attributes["engine"] = engine
@@ -105,5 +114,42 @@ def alembic_config(engine: Engine, migrations: str) -> Config:
 
 
 def upgrade(engine: Engine, migrations: str, revision: str = "head") -> None:
-    """Bring the schema up to date (idempotent; safe to call on every start)."""
+    """Bring the schema up to date (idempotent; safe to call on every start).
+
+    A database already at the single head is left alone without importing Alembic at all: every
+    server process opens its database this way, and Alembic with its script loading costs ~15-20 MB
+    of memory a process for nothing there. Anything less plain (no version table yet, another
+    revision, several heads) goes through Alembic as before."""
+    if revision == "head" and _at_head(engine, migrations):
+        return
+    from alembic import command
+
     command.upgrade(alembic_config(engine, migrations), revision)
+
+
+_REVISION = re.compile(r"^(down_revision|revision)\s*(?::[^=]*)?=\s*['\"]([^'\"]+)['\"]", re.M)
+
+
+def _head(migrations: str) -> str | None:
+    """The one revision no other revision names as its parent, read from the scripts' text."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for script in _location(migrations).joinpath("versions").iterdir():
+        if not script.name.endswith(".py") or script.name.startswith("__"):
+            continue
+        for key, value in _REVISION.findall(script.read_text(encoding="utf-8")):
+            (revisions if key == "revision" else parents).add(value)
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
+
+
+def _at_head(engine: Engine, migrations: str) -> bool:
+    head = _head(migrations)
+    if head is None:
+        return False
+    try:
+        with engine.connect() as conn:
+            current = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalars().all()
+    except sa.exc.DBAPIError:  # no version table yet: a new database
+        return False
+    return current == [head]
