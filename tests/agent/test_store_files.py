@@ -322,3 +322,45 @@ def test_a_first_load_from_the_store_equals_following_every_change(tmp_path, fak
             assert [[m["item"] for m in ms] for ms in found] == [["item-31"], ["item-32"]]
             assert [m["item"] for m in answers(loaded, [7])[0]] == []  # its old PDQ and MD5 are gone
             assert [m["item"] for m in answers(loaded, [107])[0]] == ["item-7"]
+
+
+def test_the_store_read_as_columns_holds_what_its_changes_say(any_store) -> None:
+    # SQLite and PostgreSQL: every live item once, in pk order, JSON values decoded and shared,
+    # each signal's fingerprints grouped; withdrawn items and their fingerprints absent.
+    from hashhub.agent.items import parse_item
+    from hashhub.agent.store import Change
+
+    hub = any_store.follow(HUB_URL, KEY)
+    grades = ["A1", "B2"]
+    items = [
+        parse_item(make_item(n, classification={"scheme": "industry", "value": grades[n % 2]}))
+        for n in range(8)
+    ]
+    items.append(parse_item(make_item(8, fingerprints={"md5": f"{8:032x}"})))
+    any_store.apply_batch(hub.id, [Change(it.item_id, it) for it in items], 10)
+    any_store.apply_batch(hub.id, [Change("item-3", None)], 11)
+    rev, changed = any_store.changes_since(0)
+    live = any_store.live_items()
+    assert live.rev == rev and len(live) == len(changed) == 8
+    fields = (
+        "pk",
+        "hub_id",
+        "item_id",
+        "list_name",
+        "contributors",
+        "classification",
+        "verifications",
+        "status",
+    )
+    for field in fields:
+        assert list(live.listing[field]) == [getattr(it, field) for it in changed], field
+    assert live.listing["classification"][0] is live.listing["classification"][2]  # one shared dict
+    by_signal = {
+        name: (
+            [it.pk for it in changed if name in it.fingerprints],
+            [it.fingerprints[name] for it in changed if name in it.fingerprints],
+        )
+        for name in ("pdq", "md5")
+    }
+    assert live.fingerprints == by_signal
+    assert "item-3" not in live.listing["item_id"]
