@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -79,7 +78,6 @@ def preload(app: FastAPI, fork: bool) -> None:
         return
     match_path.head.close()  # SQLite's probe connection, or the follower thread elsewhere
     hub.engine.dispose()
-    _stop_index_threads()
 
 
 def _search_once(hub: Hub) -> None:
@@ -98,17 +96,6 @@ def reopen(app: FastAPI) -> None:
     hub: Hub = app.state.hub
     hub.engine.dispose(close=False)  # forget any inherited connection without closing the parent's
     app.state.match_path.reopen()
-
-
-def _stop_index_threads() -> None:
-    """The index's kernel thread pool (hashhub.index._parallel) holds threads that a fork does not
-    copy: a worker inheriting it would queue work no thread ever runs. Shut it down; the next
-    search that needs it starts a new one, in the worker. (That module offers no public hook.)"""
-    parallel = sys.modules.get("hashhub.index._parallel")
-    executor = getattr(parallel, "_pool", None)
-    if parallel is not None and executor is not None:
-        executor.shutdown(wait=True)
-        parallel._pool = None
 
 
 def _error_handlers(app: FastAPI) -> None:

@@ -29,6 +29,17 @@ def _executor() -> ThreadPoolExecutor:
         return _pool
 
 
+def _forget_pool_in_child() -> None:
+    # A fork copies no thread: a child inheriting the parent's pool would queue work that no
+    # thread ever runs (pre-forked hub workers search right after the fork). Start afresh.
+    global _pool, _pool_lock
+    _pool, _pool_lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_in_child)
+
+
 def split(n: int, min_piece: int) -> list[tuple[int, int]]:
     """[0, n) cut into at most workers() ranges of at least `min_piece` items each."""
     pieces = max(1, min(workers(), n // max(1, min_piece)))
