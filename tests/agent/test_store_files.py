@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import event
 
-from hashhub.agent import statefiles
+from hashhub.agent import metatable, statefiles
 from hashhub.agent.metatable import MetaRow, MetaTable
 from hashhub.agent.runtime import AgentRuntime
 from hashhub.agent.settings import make_settings
@@ -342,17 +342,7 @@ def test_the_store_read_as_columns_holds_what_its_changes_say(any_store) -> None
     rev, changed = any_store.changes_since(0)
     live = any_store.live_items()
     assert live.rev == rev and len(live) == len(changed) == 8
-    fields = (
-        "pk",
-        "hub_id",
-        "item_id",
-        "list_name",
-        "contributors",
-        "classification",
-        "verifications",
-        "status",
-    )
-    for field in fields:
+    for field in metatable.ROW_FIELDS:
         assert list(live.listing[field]) == [getattr(it, field) for it in changed], field
     assert live.listing["classification"][0] is live.listing["classification"][2]  # one shared dict
     by_signal = {
