@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 
 from hashhub.index import _parallel
@@ -23,3 +24,11 @@ def test_a_forked_child_runs_parallel_work_on_threads_of_its_own() -> None:
             os._exit(0 if ok else 1)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_shutdown_leaves_no_index_thread_and_the_next_call_starts_a_pool() -> None:
+    ranges = [(0, 5), (5, 10)]
+    _parallel.map_ranges(lambda lo, hi: hi - lo, ranges)
+    _parallel.shutdown()
+    assert not [t for t in threading.enumerate() if t.name.startswith("hashhub-index")]
+    assert _parallel.map_ranges(lambda lo, hi: hi - lo, ranges) == [5, 5]

@@ -19,6 +19,7 @@ from hashhub.hub.api.fastlane import FastLane
 from hashhub.hub.core import Hub
 from hashhub.hub.errors import HubError
 from hashhub.hub.settings import HubSettings
+from hashhub.index import _parallel
 
 _NO_TELEMETRY = {"tracing": False, "metrics": False, "logs": False}
 
@@ -78,6 +79,7 @@ def preload(app: FastAPI, fork: bool) -> None:
         return
     match_path.head.close()  # SQLite's probe connection, or the follower thread elsewhere
     hub.engine.dispose()
+    _parallel.shutdown()  # the index's kernel threads: no thread may run at the fork
 
 
 def _search_once(hub: Hub) -> None:

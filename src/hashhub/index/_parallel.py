@@ -29,6 +29,16 @@ def _executor() -> ThreadPoolExecutor:
         return _pool
 
 
+def shutdown() -> None:
+    """Stop the pool's threads (idle ones exit; the next parallel call starts a new pool): a
+    process about to fork calls this so that no thread runs at the fork."""
+    global _pool
+    with _pool_lock:
+        pool, _pool = _pool, None
+    if pool is not None:
+        pool.shutdown(wait=True)
+
+
 def _forget_pool_in_child() -> None:
     # A fork copies no thread: a child inheriting the parent's pool would queue work that no
     # thread ever runs (pre-forked hub workers search right after the fork). Start afresh.
