@@ -120,18 +120,17 @@ class _BatchCache:
         self.parsers: dict[str, Parser] = {}
         self.grades: dict[tuple[str, str], tuple[str, str] | str] = {}
         # The plain-row path's own memos (see `_plain_row`): None where that path must step aside.
-        self.plain_parsers: dict[str, tuple[str, Callable[[object], object], bool] | None] = {}
+        self.plain_parsers: dict[str, Parser | None] = {}
         self.plain_grades: dict[tuple[str, str], tuple[str, str] | None] = {}
 
-    def plain_parser(self, name: str) -> tuple[str, Callable[[object], object], bool] | None:
-        """(canonical name, parser, whether the type presents values otherwise) for a plain name."""
+    def plain_parser(self, name: str) -> Parser | None:
+        """(canonical name, parser) for a plain name."""
         if name in self.plain_parsers:
             return self.plain_parsers[name]
         found = None
         if name.isascii():
             with contextlib.suppress(ValueError):  # SignalError is a ValueError
-                canonical_name, parse = self.parser(name)
-                found = canonical_name, parse, canonical_name in _PRESENTERS
+                found = self.parser(name)
         self.plain_parsers[name] = found
         return found
 
@@ -298,7 +297,6 @@ def _plain_row(index: int, raw: object, cache: _BatchCache) -> Row | None:
     if type(fingerprints) is not dict or not 0 < len(fingerprints) <= 32:
         return None
     fps: dict[str, str] = {}
-    presented = False
     parsers = cache.plain_parsers
     for name, given in fingerprints.items():
         if type(name) is not str:
@@ -308,7 +306,7 @@ def _plain_row(index: int, raw: object, cache: _BatchCache) -> Row | None:
             found = cache.plain_parser(name)
         if found is None:
             return None
-        canonical_name, parse, presents = found
+        canonical_name, parse = found
         try:
             canonical = parse(given)
         except ValueError:
@@ -316,7 +314,6 @@ def _plain_row(index: int, raw: object, cache: _BatchCache) -> Row | None:
         if canonical_name in fps:
             return None
         fps[canonical_name] = canonical if type(canonical) is str else orjson.dumps(canonical).decode()
-        presented = presented or presents
     ordered = sorted(fps.items())
     fps = dict(ordered)
     scheme, value = canonical_grade
@@ -327,20 +324,7 @@ def _plain_row(index: int, raw: object, cache: _BatchCache) -> Row | None:
         index, external_id, content_type, scheme, value, reviewers, verified_by, None, labels, fps, _EMPTY,
         _key_of_sorted(ordered),
     )  # fmt: skip
-    # `shown()`'s document, built here directly unless a fingerprint type presents itself.
-    shown = (
-        row.shown()
-        if presented
-        else {
-            "external_id": external_id,
-            "content_type": content_type,
-            "classification": {"scheme": scheme, "value": value},
-            "verification": {"reviewers": reviewers, "verified_by": verified_by, "verified_at": None},
-            "labels": labels,
-            "fingerprints": fps,
-        }
-    )
-    row.body = orjson.dumps(shown)[1:-1]
+    row.body = orjson.dumps(row.shown())[1:-1]
     return row
 
 
