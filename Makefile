@@ -6,7 +6,8 @@ PIP := $(PY) -m pip
 
 .PHONY: demo test lint bench clean
 
-$(VENV)/.installed: pyproject.toml
+# setup.py builds the C kernels: a changed source rebuilds them (pip install -e . compiles in place).
+$(VENV)/.installed: pyproject.toml setup.py src/hashhub/index/_native.c src/hashhub/hub/_pool_count.c
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -e .

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
@@ -69,17 +66,3 @@ def test_a_real_large_batch_equals_the_per_query_path(index, monkeypatch: pytest
         assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
         found += len(a[0])
     assert found > queries.shape[0]
-
-
-def test_a_new_index_has_the_sweep_kernel_loaded() -> None:
-    """The first large batch in a fresh process pays no JIT load or compile: constructing an index
-    loads the sweep kernel along with the others (it once compiled mid-batch, seconds at 10M)."""
-    code = (
-        "from hashhub.index import PdqIndex, _pdq_batch\n"
-        "PdqIndex()\n"
-        "print(len(_pdq_batch.sweep_search.signatures))\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300
-    )
-    assert int(out.stdout.strip()) >= 1

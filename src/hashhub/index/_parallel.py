@@ -1,4 +1,4 @@
-"""Split kernel work across threads: the numba kernels release the GIL, so plain threads run in parallel."""
+"""Split kernel work across threads: the C kernels release the GIL, so plain threads run in parallel."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
     px = PdnaIndex(); px.add(ids, vectors); px.search(vectors, threshold=1800.0) -> [(ids, distances), ...]
 
-Brute force in a numba kernel (squared distances in exact integers, split across cores): PDNA lists
+Brute force in a C kernel (squared distances in exact integers, split across cores): PDNA lists
 are far smaller than PDQ ones and an exhaustive scan is the only exact method that needs no tuning;
 it is the same algorithm as faiss `IndexFlatL2`, without faiss at runtime. Writes are copy-on-write:
 add() publishes new arrays in one reference swap, remove() clears tombstone bytes in place, and the
@@ -51,7 +51,6 @@ class PdnaIndex:
     """Exact Euclidean-threshold index over uint8 (n, 144) PhotoDNA vectors."""
 
     def __init__(self) -> None:
-        _kernels.warm_up()
         self._lock = threading.Lock()
         self._run = _Run(np.empty(0, np.int64), np.empty((0, VECTOR_BYTES), np.uint8))
         self._count = 0

@@ -58,7 +58,6 @@ class PdqIndex:
     def __init__(self, *, delta_limit: int | None = None) -> None:
         """`delta_limit`: recent additions kept outside the tables before a background merge
         (default: 0.1% of the index, between 4,096 and 65,536)."""
-        _kernels.warm_up()
         self._delta_limit = delta_limit
         self._lock = threading.Lock()  # one writer at a time; readers never take it
         self._compacting = threading.Lock()  # one merge at a time
