@@ -136,3 +136,54 @@ def test_a_loaded_index_removes_and_merges_like_a_built_one(tmp_path: Path) -> N
     for value in [md5(v) for v in (0, 1, 150, 299)] + [b"moved"]:
         (found,) = again.search([value])
         assert found.tolist() == sorted(i for i, v in expected.items() if v == value)
+
+
+def test_digests_are_saved_compactly_and_large_ids_keep_64_bits(tmp_path: Path) -> None:
+    ex = ExactIndex()
+    ex.add(np.arange(1000), [md5(i) for i in range(1000)])
+    ex.save(tmp_path / "small.hhx")
+    # 8-byte key + 16-byte digest + three 4-byte id/row columns, no offsets: 36 bytes an entry (was 48)
+    assert (tmp_path / "small.hhx").stat().st_size < 1000 * 36 + 4096
+    big = ExactIndex()
+    big.add([2**40, 5, 2**40 + 1], [md5(1), md5(1), b"opaque"])
+    big.save(tmp_path / "big.hhx")
+    again = ExactIndex.load(tmp_path / "big.hhx")
+    assert ids_of(again.search([md5(1), b"opaque"])) == [[5, 2**40], [2**40 + 1]]
+    again.remove([2**40, 2**40 + 7])
+    assert ids_of(again.search([md5(1)])) == [[5]]
+    assert len(again) == 2
+
+
+def _write_v1(path: Path, ids: list[int], values: list[bytes]) -> None:
+    """A file in the first layout (HHIXEXA1: offsets for every value, int64 ids and rows)."""
+    from hashhub.index import _fileformat
+
+    keys = np.frombuffer(b"".join(hashlib.blake2b(v, digest_size=8).digest() for v in values), np.uint64)
+    order = np.argsort(keys, kind="stable")
+    ordered = [values[i] for i in order]
+    offsets = np.zeros(len(values) + 1, np.int64)
+    np.cumsum([len(v) for v in ordered], out=offsets[1:])
+    id_arr = np.asarray(ids, np.int64)[order]
+    arrays = {
+        "keys": keys[order],
+        "ids": id_arr,
+        "offsets": offsets,
+        "blob": np.frombuffer(b"".join(ordered), np.uint8),
+        "by_id": np.argsort(id_arr, kind="stable"),
+    }
+    _fileformat.write(path, b"HHIXEXA1", {"count": len(ids)}, arrays)
+
+
+@pytest.mark.parametrize("values", [[md5(i) for i in range(50)], [b"x" * (i + 1) for i in range(50)]])
+def test_files_in_the_first_layout_still_load_and_save_compactly(tmp_path: Path, values: list[bytes]) -> None:
+    _write_v1(tmp_path / "old.hhx", list(range(100, 150)), values)
+    old = ExactIndex.load(tmp_path / "old.hhx")
+    assert len(old) == 50
+    assert ids_of(old.search([values[3], b"absent"])) == [[103], []]
+    old.remove([104])
+    old.add([200], [values[4]])
+    old.save(tmp_path / "new.hhx")
+    assert (tmp_path / "new.hhx").read_bytes()[:8] == b"HHIXEXA2"
+    again = ExactIndex.load(tmp_path / "new.hhx")
+    assert ids_of(again.search([values[4], values[5]])) == [[200], [105]]
+    assert len(again) == 50

@@ -2,13 +2,16 @@
 
     ex = ExactIndex(); ex.add(ids, [bytes.fromhex(md5), ...]); ex.search(values) -> [ids, ...]
 
-Millions of entries stay compact (about 40 bytes plus the value's own length each, where a dict of
-sets costs ~250) and lookups stay O(log n) with no Python object per entry: a "main" run holds
-every value's 64-bit BLAKE2b key in a sorted numpy array, the values themselves back to back in one
-byte blob (a key match is confirmed against the stored bytes, so results are exact even if two
-values' keys collide), ids alongside, and a tombstone byte per row. Recent additions sit in two small
-dicts; past `delta_limit` of them the writer merges everything into a new main and swaps it in.
-Readers take the current (main, delta) pair in one attribute read and never wait for the writer.
+Millions of entries stay compact (36 bytes each for 1M MD5s, where a dict of sets costs ~250) and
+lookups stay O(log n) with no Python object per entry: a "main" run holds every value's 64-bit
+BLAKE2b key in a sorted numpy array, the values themselves back to back in one byte blob (a key
+match is confirmed against the stored bytes, so results are exact even if two values' keys
+collide), ids alongside, and a tombstone byte per row. Values of one width (digests) need no offsets;
+ids and row numbers are stored in 32 bits when they fit. Removal finds rows through a copy of the
+ids in id order, so it reads a few pages of a saved index instead of gathering all of it. Recent
+additions sit in two small dicts; past `delta_limit` of them the writer merges everything into a
+new main and swaps it in. Readers take the current (main, delta) pair in one attribute read and
+never wait for the writer.
 """
 
 from __future__ import annotations
@@ -25,7 +28,10 @@ from hashhub.index import _fileformat
 from hashhub.index._inputs import as_ids
 from hashhub.index.errors import IndexFileError, IndexInputError
 
-_MAGIC = b"HHIXEXA1"
+_MAGIC = b"HHIXEXA2"
+#: files written before the compact layout (offsets for every value, 64-bit ids and rows): still read
+_MAGIC_V1 = b"HHIXEXA1"
+_I32 = np.iinfo(np.int32)
 
 
 def _as_values(values: Iterable[Any]) -> list[bytes]:
@@ -47,41 +53,66 @@ def _keys(values: Sequence[bytes]) -> np.ndarray:
     return np.frombuffer(joined, np.uint64).copy()
 
 
-class _Main:
-    """An immutable run of (key, id, value) sorted by key; only `alive` changes (tombstones)."""
+def _narrow(a: np.ndarray) -> np.ndarray:
+    """`a` as int32 when every entry fits (half the pages to store and touch), else as it is."""
+    if not a.shape[0] or (int(a.min()) >= _I32.min and int(a.max()) <= _I32.max):
+        return a.astype(np.int32, copy=False)
+    return a
 
-    __slots__ = ("alive", "blob", "by_id", "ids", "keys", "offsets")
+
+class _Main:
+    """An immutable run of (key, id, value) sorted by key; only `alive` changes (tombstones).
+
+    `width` > 0: every value has that many bytes and value r is blob[r*width:(r+1)*width]; 0: the
+    values' lengths differ and `offsets` (n + 1 entries) locate them. `sorted_ids` holds the ids in
+    id order and `by_id` the row of each, for remove()."""
+
+    __slots__ = ("alive", "blob", "by_id", "ids", "keys", "offsets", "sorted_ids", "width")
 
     def __init__(
         self,
         keys: np.ndarray,
         ids: np.ndarray,
-        offsets: np.ndarray,
         blob: np.ndarray,
+        *,
+        width: int,
+        offsets: np.ndarray | None = None,
         by_id: np.ndarray | None = None,
+        sorted_ids: np.ndarray | None = None,
     ) -> None:
-        self.keys, self.ids, self.offsets, self.blob = keys, ids, offsets, blob
+        self.keys, self.ids, self.blob, self.width, self.offsets = keys, ids, blob, width, offsets
         self.alive = np.ones(ids.shape[0], np.uint8)
-        # Rows ordered by id, for remove(); saved with the file so that loading sorts nothing.
-        self.by_id = np.argsort(ids, kind="stable") if by_id is None else by_id
+        # Saved with the file, so that loading sorts nothing and removing reads only a few pages.
+        if by_id is None:
+            by_id = _narrow(np.argsort(ids, kind="stable"))
+        self.by_id = by_id
+        self.sorted_ids = ids[by_id] if sorted_ids is None else sorted_ids
 
     @classmethod
     def build(cls, ids: np.ndarray, values: list[bytes]) -> _Main:
         keys = _keys(values)
         order = np.argsort(keys, kind="stable")
         ordered = [values[i] for i in order]
+        blob = np.frombuffer(b"".join(ordered), np.uint8)
+        widths = {len(v) for v in values}
+        if len(widths) == 1:
+            return cls(keys[order], _narrow(ids[order]), blob, width=widths.pop())
         lengths = np.fromiter((len(v) for v in ordered), np.int64, len(ordered))
         offsets = np.zeros(len(ordered) + 1, np.int64)
         np.cumsum(lengths, out=offsets[1:])
-        blob = np.frombuffer(b"".join(ordered), np.uint8)
-        return cls(keys[order], ids[order], offsets, blob)
+        return cls(keys[order], _narrow(ids[order]), blob, width=0, offsets=offsets)
 
     def value(self, row: int) -> bytes:
+        if self.width:
+            return self.blob[row * self.width : (row + 1) * self.width].tobytes()
+        assert self.offsets is not None
         return self.blob[self.offsets[row] : self.offsets[row + 1]].tobytes()
 
     def rows_of(self, ids: np.ndarray) -> np.ndarray:
         """Live rows holding these ids."""
-        sorted_ids = self.ids[self.by_id]
+        sorted_ids = self.sorted_ids
+        if sorted_ids.dtype == np.int32:  # searching with int64 would convert (copy) the whole array
+            ids = ids[(ids >= _I32.min) & (ids <= _I32.max)].astype(np.int32)
         at = np.searchsorted(sorted_ids, ids)
         inside = at < sorted_ids.shape[0]
         at = at[inside]
@@ -90,28 +121,72 @@ class _Main:
 
     def live(self) -> tuple[np.ndarray, list[bytes]]:
         rows = np.flatnonzero(self.alive)
-        return self.ids[rows], [self.value(int(r)) for r in rows]
+        return self.ids[rows].astype(np.int64), [self.value(int(r)) for r in rows]
 
     def merged_with(self, ids: np.ndarray, values: list[bytes]) -> _Main:
         """A new run of this one's live rows plus (ids, values), without a Python object per row
-        when every value has one length (digests: the usual case)."""
-        lengths = set(map(len, values))
-        rows = np.flatnonzero(self.alive)
-        widths = np.diff(self.offsets)
-        width = int(widths[0]) if widths.shape[0] else (next(iter(lengths)) if lengths else 0)
-        if len(lengths) > 1 or (lengths and width not in lengths) or bool(np.any(widths != width)):
+        when every value has this run's width (digests: the usual case)."""
+        width = self.width
+        if not self.ids.shape[0] or not width or any(len(v) != width for v in values):
             live_ids, live_values = self.live()
             return _Main.build(np.concatenate([live_ids, ids]), live_values + values)
-        if not width:  # both empty
-            return _Main.build(ids, values)
+        rows = np.flatnonzero(self.alive)
         keys = np.concatenate([self.keys[rows], _keys(values)])
-        all_ids = np.concatenate([self.ids[rows], ids])
+        all_ids = np.concatenate([self.ids[rows].astype(np.int64), ids])
         table = np.concatenate(
             [self.blob.reshape(-1, width)[rows], np.frombuffer(b"".join(values), np.uint8).reshape(-1, width)]
         )
         order = np.argsort(keys, kind="stable")
-        offsets = np.arange(order.shape[0] + 1, dtype=np.int64) * width
-        return _Main(keys[order], all_ids[order], offsets, table[order].reshape(-1))
+        return _Main(keys[order], _narrow(all_ids[order]), table[order].reshape(-1), width=width)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """What a file holds (offsets only for values of mixed lengths)."""
+        out = {"keys": self.keys, "ids": self.ids, "blob": self.blob}
+        if self.offsets is not None:
+            out["offsets"] = self.offsets
+        return out | {"sorted_ids": self.sorted_ids, "by_id": self.by_id}
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str], mmap: bool) -> _Main:
+        magic = _magic_of(path)
+        meta, arrays = _fileformat.read(path, magic if magic == _MAGIC_V1 else _MAGIC, mmap=mmap)
+        ids, by_id = arrays["ids"], arrays.get("by_id")  # the first files lacked by_id: sort on load
+        if by_id is not None and by_id.shape != ids.shape:
+            raise IndexFileError(f"{path} is damaged: its id order does not cover its entries.")
+        if magic == _MAGIC_V1:  # read whole, once: the next save writes the compact layout
+            offsets = arrays["offsets"]
+            widths = np.diff(offsets)
+            fixed = bool(widths.shape[0]) and bool(np.all(widths == widths[0]))
+            width = int(widths[0]) if fixed else 0
+            return cls(
+                arrays["keys"],
+                ids,
+                arrays["blob"],
+                width=width,
+                offsets=None if fixed else offsets,
+                by_id=by_id,
+            )
+        sorted_ids = arrays["sorted_ids"]
+        if by_id is None or sorted_ids.shape != ids.shape:
+            raise IndexFileError(f"{path} is damaged: its id order does not cover its entries.")
+        return cls(
+            arrays["keys"],
+            ids,
+            arrays["blob"],
+            width=int(meta["width"]),
+            offsets=arrays.get("offsets"),
+            by_id=by_id,
+            sorted_ids=sorted_ids,
+        )
+
+
+def _magic_of(path: str | os.PathLike[str]) -> bytes:
+    """The file's first 8 bytes (which layout to read); errors are left to the full read."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(8)
+    except OSError:
+        return _MAGIC
 
 
 class ExactIndex:
@@ -201,14 +276,8 @@ class ExactIndex:
             if self._by_id or not self._main.alive.all():
                 self._merge_locked()
             main = self._main
-        arrays = {
-            "keys": main.keys,
-            "ids": main.ids,
-            "offsets": main.offsets,
-            "blob": main.blob,
-            "by_id": main.by_id,
-        }
-        _fileformat.write(path, _MAGIC, {"count": int(main.ids.shape[0])}, arrays)
+        meta = {"count": int(main.ids.shape[0]), "width": main.width}
+        _fileformat.write(path, _MAGIC, meta, main.arrays())
 
     @classmethod
     def load(
@@ -217,12 +286,8 @@ class ExactIndex:
         """Reopen a saved index (arrays memory-mapped copy-on-write when `mmap`: processes opening
         one file share its pages). A larger `delta_limit` keeps more later additions in the small
         in-memory delta before a merge copies the whole index into this process's own memory."""
-        _, arrays = _fileformat.read(path, _MAGIC, mmap=mmap)
+        main = _Main.from_file(path, mmap)
         ex = cls(delta_limit=delta_limit)
-        by_id = arrays.get("by_id")  # files written before it was saved sort on load
-        if by_id is not None and by_id.shape != arrays["ids"].shape:
-            raise IndexFileError(f"{path} is damaged: its id order does not cover its entries.")
-        main = _Main(arrays["keys"], arrays["ids"], arrays["offsets"], arrays["blob"], by_id)
         ex._main, ex._count = main, main.ids.shape[0]
         ex._view = (main, ex._by_value)
         return ex
