@@ -187,3 +187,4 @@ def test_files_in_the_first_layout_still_load_and_save_compactly(tmp_path: Path,
     again = ExactIndex.load(tmp_path / "new.hhx")
     assert ids_of(again.search([values[4], values[5]])) == [[200], [105]]
     assert len(again) == 50
+    assert (tmp_path / "new.hhx").stat().st_size < (tmp_path / "old.hhx").stat().st_size

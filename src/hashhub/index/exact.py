@@ -141,10 +141,11 @@ class _Main:
 
     def arrays(self) -> dict[str, np.ndarray]:
         """What a file holds (offsets only for values of mixed lengths)."""
-        out = {"keys": self.keys, "ids": self.ids, "blob": self.blob}
+        out = {"keys": self.keys, "ids": _narrow(self.ids), "blob": self.blob}
         if self.offsets is not None:
             out["offsets"] = self.offsets
-        return out | {"sorted_ids": self.sorted_ids, "by_id": self.by_id}
+        # a run read from a layout-1 file holds 64-bit ids and rows: narrowed here
+        return out | {"sorted_ids": _narrow(self.sorted_ids), "by_id": _narrow(self.by_id)}
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str], mmap: bool) -> _Main:
