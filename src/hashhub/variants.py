@@ -40,15 +40,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 from PIL import Image
 
 from hashhub.media.image import FULL_SIZE_KEY
-from hashhub.media.trim import find_content
-from hashhub.signals import pdq_batch, pdq_hasher
+from hashhub.signals import pdq_hasher
 from hashhub.signals.pdq import MATCH_THRESHOLD, MIN_QUALITY
+
+if TYPE_CHECKING:
+    from hashhub.signals import pdq_batch
 
 PLAIN = "plain"
 TRIMMED = "trimmed"
@@ -294,6 +296,11 @@ class _Work:
         axis has its own, size-dependent filter). Trimmed boxes are other sizes: decimated apiece.
         Then one DCT, one median and one quality pass over the whole stack.
         """
+        # numba kernels, imported on first use: every `hashhub` command (the hub's server too)
+        # imports this module through the agent's CLI, and numba costs ~55 MB a process.
+        from hashhub.media.trim import find_content
+        from hashhub.signals import pdq_batch
+
         names: list[str] = []
         decimated: list[np.ndarray] = []
         if options.wants(TRIMMED):
@@ -331,6 +338,8 @@ class _Work:
         """(rows, columns) operators decimating an array of `shape` cut from these pixels, flipped,
         or with `pad` of the listed image's width and height restored around it by repeating the
         edge pixels (the upload lost `pad` / 2 of each side: it is 1 - `pad` of the listed image)."""
+        from hashhub.signals import pdq_batch  # on first use: see `variants`
+
         ops = []
         for length, scale, flipped in (
             (shape[0], self.scale[0], flip_rows),
