@@ -19,7 +19,8 @@ match answers (start-up). Over loopback it measures:
 - the time from an acknowledged submit to the first match that finds it (the match may land on
   another worker than the submit);
 - resident memory of the server's whole process tree, idle and after the load: RSS summed, PSS
-  summed and the distinct resident pages (see `memory_mb`).
+  summed and the distinct resident pages; after the load also those pages by part (each pool
+  file, libraries, heap and anonymous memory) and each process's private pages (see `memory_mb`).
 
 The load generator shares the machine with the server. Prints one JSON line, HMA's published figures
 under "peer"; the top-level figures are those of the first worker count, every count is under
@@ -101,23 +102,40 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 PRESENT, PFN_MASK = np.uint64(1 << 63), np.uint64((1 << 55) - 1)
 
 
-def resident_frames(pid: int) -> np.ndarray:
-    """The physical page frames resident in `pid`'s mappings (from /proc/PID/pagemap; needs root,
-    elsewhere the frame numbers read as 0 and the caller reports no figure)."""
-    frames = []
+def _part(path: str) -> str:
+    """Which part of a hub process a mapping is: a pool file by name, libraries (shared objects and
+    the interpreter), or the heap and anonymous memory (Python objects, numpy arrays, stacks)."""
+    if not path or path.startswith("["):
+        return "heap_and_anonymous"
+    if ".pool/" in path:
+        return "pool:" + path.rsplit("/", 1)[-1]
+    return "libraries"
+
+
+def resident_frames(pid: int) -> dict[str, np.ndarray]:
+    """The physical page frames resident in `pid`'s mappings, by part (`_part`), from
+    /proc/PID/pagemap; needs root, elsewhere the frame numbers read as 0 and the caller reports no
+    figure."""
+    frames: dict[str, list[np.ndarray]] = {}
     with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/pagemap", "rb", buffering=0) as pagemap:
         for line in maps:
-            lo, hi = (int(x, 16) for x in line.split()[0].split("-"))
-            if line.rstrip().endswith("[vsyscall]"):
+            fields = line.split(maxsplit=5)
+            lo, hi = (int(x, 16) for x in fields[0].split("-"))
+            path = fields[5].strip() if len(fields) > 5 else ""
+            if path == "[vsyscall]":
                 continue
             pagemap.seek(lo // PAGE * 8)
             entries = np.frombuffer(pagemap.read((hi - lo) // PAGE * 8), dtype=np.uint64)
-            frames.append(entries[(entries & PRESENT) != 0] & PFN_MASK)
-    return np.concatenate(frames) if frames else np.zeros(0, np.uint64)
+            frames.setdefault(_part(path), []).append(entries[(entries & PRESENT) != 0] & PFN_MASK)
+    return {part: np.concatenate(found) for part, found in frames.items()}
+
+
+def _mb(pages: int) -> float:
+    return round(pages * PAGE / 2**20, 1)
 
 
 def memory_mb(pid: int) -> dict[str, Any]:
-    """Memory of the server's process tree, three ways:
+    """Memory of the server's process tree, three ways, plus where the distinct pages are:
 
     - RSS summed: a page shared by several processes (the forked workers share the parent's) is
       counted once per process, so this overstates what the tree holds;
@@ -125,20 +143,33 @@ def memory_mb(pid: int) -> dict[str, Any]:
       with processes outside it (shared libraries other Python programs on the machine have
       loaded) count only in part: this understates it on a busy machine;
     - unique: the distinct physical pages resident in any process of the tree, each counted once,
-      wherever else it is mapped: what all hub processes hold together (None without root).
+      wherever else it is mapped: what all hub processes hold together (None without root);
+    - `parts`: the unique pages by part (each pool file, libraries, heap and anonymous memory), and
+      `private`: each process's pages no other process maps (USS; the parent first: with pre-fork
+      workers, a worker's are mostly heap pages it copied on write).
     """
     root = psutil.Process(pid)
     procs = [root, *root.children(recursive=True)]
     infos = [p.memory_full_info() for p in procs]
+    unique, parts = None, None
     try:
-        frames = np.unique(np.concatenate([resident_frames(p.pid) for p in procs]))
-        unique = round(len(frames) * PAGE / 2**20, 1) if frames.size and frames.max() else None
+        by_part: dict[str, list[np.ndarray]] = {}
+        for p in procs:
+            for part, found in resident_frames(p.pid).items():
+                by_part.setdefault(part, []).append(found)
+        distinct = {part: np.unique(np.concatenate(found)) for part, found in by_part.items()}
+        every = np.unique(np.concatenate(list(distinct.values())))
+        if every.size and every.max():
+            unique = _mb(every.size)
+            parts = {part: _mb(f.size) for part, f in sorted(distinct.items(), key=lambda kv: -kv[1].size)}
     except OSError:
-        unique = None
+        pass
     return {
         "rss_mb": round(sum(i.rss for i in infos) / 2**20, 1),
         "pss_mb": round(sum(i.pss for i in infos) / 2**20, 1),
         "unique_mb": unique,
+        "parts_mb": parts,
+        "private_mb": [round(i.uss / 2**20, 1) for i in infos],
         "processes": len(procs),
     }
 
@@ -369,6 +400,8 @@ def serve_and_measure(opts: argparse.Namespace, meta: dict, workers: int, tmp: P
         "rss_mb_after_load": after["rss_mb"],
         "pss_mb_after_load": after["pss_mb"],
         "unique_mb_after_load": after["unique_mb"],
+        "unique_mb_after_load_by_part": after["parts_mb"],
+        "private_mb_after_load": after["private_mb"],
         "server_processes": after["processes"],
     }
 
