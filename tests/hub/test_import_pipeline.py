@@ -18,7 +18,7 @@ import pytest
 from tests.hub.conftest import item, populate
 
 from hashhub import db
-from hashhub.hub import heads, importer, orgs
+from hashhub.hub import grouped, heads, importer, orgs
 from hashhub.hub.core import Hub
 from hashhub.hub.errors import Invalid
 from hashhub.hub.feed import FeedFilter, read
@@ -127,8 +127,13 @@ def test_a_parse_process_that_dies_is_a_clear_error_not_a_hang(hub: Hub, tmp_pat
     assert not mp.active_children()
 
 
-def test_a_scheme_added_during_an_import_applies_to_batches_parsed_after_it(hub: Hub, tmp_path: Path) -> None:
+def test_a_scheme_added_during_an_import_applies_to_batches_parsed_after_it(
+    hub: Hub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     populate(hub)
+    # Other writers get in between the import's commits; commit after every batch here, so the
+    # progress callback (which runs in the import's own thread) can add the scheme at once.
+    monkeypatch.setattr(grouped, "GROUP_SECONDS", 0)
     # Batches bigger than a pipe's buffer: a parse process is at most a batch or two ahead.
     lines = [orjson.dumps(item(n)) for n in range(3000)]
     for n in (0, 2999):  # in the first batch and in the last (parsed long after the scheme exists)

@@ -10,6 +10,7 @@ change log on its own (`Pool.catch_up`), so a write never waits for index mainte
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -74,7 +75,8 @@ def submit(
     if len(rows) > hub.settings.max_batch:
         raise Invalid(f"A batch holds at most {hub.settings.max_batch} items; this one has {len(rows)}.")
     where = target(hub, principal, list_name)
-    good, rejected = parse_rows(rows, where.schemes)
+    with gcpause.paused():  # a batch's parse makes ~10 objects a row, all acyclic (see gcpause)
+        good, rejected = parse_rows(rows, where.schemes)
     result = submit_parsed(hub, principal, where, good, rejected, len(rows), partial=partial, actor=actor)
     result["items"] = [{"index": r.index, "id": str(i)} for r, i in zip(good, result.pop("ids"), strict=True)]
     return result
@@ -90,17 +92,20 @@ def submit_parsed(
     *,
     partial: bool = False,
     actor: str | None = None,
+    conn: Connection | None = None,
 ) -> dict[str, Any]:
     """Write rows `parse_rows` made of a batch of `total` (the importer parses the next batch
     in another thread meanwhile); the result is `submit`'s with `ids` (one per good row) in
-    place of `items`."""
+    place of `items`. In `conn`'s write transaction when given (see `write_rows`)."""
     if rejected and not partial:
         raise Invalid(
             f"{len(rejected)} of {total} items were rejected, so none were written "
             "(fix them, or send ?partial=true to write the valid ones).",
             rejected=rejected,
         )
-    written = write_rows(hub, principal, where.list_id, where.list_name, good, actor=actor or principal.org)
+    written = write_rows(
+        hub, principal, where.list_id, where.list_name, good, actor=actor or principal.org, conn=conn
+    )
     return {
         "accepted": len(good),
         "ids": written["ids"],
@@ -156,62 +161,73 @@ CHANGE_COLUMNS = ("cursor", "item_id", "op", "kind", "at")
 
 
 def write_rows(
-    hub: Hub, principal: auth.Principal, list_id: int, list_name: str, rows: list[Row], actor: str
+    hub: Hub,
+    principal: auth.Principal,
+    list_id: int,
+    list_name: str,
+    rows: list[Row],
+    actor: str,
+    conn: Connection | None = None,
 ) -> dict[str, Any]:
     """Write validated rows in one transaction that holds the feed cursor; returns ids per row.
 
-    Every row becomes one `items` row (its fingerprints are columns) and one `changes` row. New
-    items get consecutive ids and consecutive cursors, so their change rows are made by one
-    INSERT ... SELECT inside the database rather than a tuple each in Python."""
+    The transaction is `conn`'s when given (an import commits several batches at once, see
+    `hashhub.hub.grouped`), else one of its own. Every row becomes one `items` row (its
+    fingerprints are columns) and one `changes` row. New items get consecutive ids and consecutive
+    cursors, so their change rows are made by one INSERT ... SELECT inside the database rather
+    than a tuple each in Python."""
+    transaction = db.write(hub.engine) if conn is None else contextlib.nullcontext(conn)
+    with gcpause.paused(), transaction as writing:
+        return _write(writing, principal, list_id, list_name, rows, actor)
+
+
+def _write(
+    conn: Connection, principal: auth.Principal, list_id: int, list_name: str, rows: list[Row], actor: str
+) -> dict[str, Any]:
     me = principal.org_id
-    with gcpause.paused(), db.write(hub.engine) as conn:  # one transaction, holding the cursor
-        head, _ = heads.lock(conn, heads.CHANGES)
-        # Stamped only once we hold the cursor: a write that waited on the lock must not commit with
-        # a time seconds older than writes that committed before it (time-window readers page by it).
-        now = time.time()
-        existing = _existing(conn, me, sorted({r.external_id for r in rows if r.external_id}))
-        same = _same_fingerprints(conn, me, sorted({r.fp_key for r in rows}))
-        first_id = (conn.execute(sa.select(sa.func.max(items.c.id))).scalar() or 0) + 1
-        new_rows, updates, ids = _plan(me, rows, existing, same, first_id)
-        head_json = documents.head(list_name, principal.org)
-        new_tail = documents.tail("active", now, now)
-        _insert_many(
-            conn,
-            items,
-            ITEM_COLUMNS,
-            [
-                _item_row(
-                    i, r, list_id, me, "active", now, now, documents.join(i, head_json, r.body, new_tail)
-                )
-                for i, r in new_rows.items()
-            ],
-        )
-        cursor = head + len(new_rows)
-        if new_rows:
-            _new_changes(conn, first_id, len(new_rows), head + 1, now)
-        changed: list[tuple] = []
-        for item_id, row, old in updates:
-            if old.status != "withdrawn" and _same_fields(
-                old.doc, row.fields(item_id, list_name, principal.org)
-            ):
-                continue  # same content resubmitted: nothing changes, no feed entry
-            status = "active" if old.status == "withdrawn" else old.status
-            doc = documents.assemble(item_id, head_json, row.body, status, old.created_at, now)
-            changed.append(_item_row(item_id, row, list_id, me, status, old.created_at, now, doc))
-        if changed:
-            _update_items(conn, changed)
-            rows_of_changes = [(cursor + n, r[0], "upsert", "updated", now) for n, r in enumerate(changed, 1)]
-            _insert_many(conn, changes, CHANGE_COLUMNS, rows_of_changes)
-            cursor += len(changed)
-        if cursor != head:
-            heads.store(conn, heads.CHANGES, cursor)
-        audit.record(
-            conn,
-            actor,
-            "items.submit",
-            list_name,
-            {"rows": len(rows), "changes": cursor - head, "from": head + 1, "to": cursor},
-        )
+    head, _ = heads.lock(conn, heads.CHANGES)
+    # Stamped only once we hold the cursor: a write that waited on the lock must not commit with
+    # a time seconds older than writes that committed before it (time-window readers page by it).
+    now = time.time()
+    existing = _existing(conn, me, sorted({r.external_id for r in rows if r.external_id}))
+    same = _same_fingerprints(conn, me, sorted({r.fp_key for r in rows}))
+    first_id = (conn.execute(sa.select(sa.func.max(items.c.id))).scalar() or 0) + 1
+    new_rows, updates, ids = _plan(me, rows, existing, same, first_id)
+    head_json = documents.head(list_name, principal.org)
+    new_tail = documents.tail("active", now, now)
+    _insert_many(
+        conn,
+        items,
+        ITEM_COLUMNS,
+        [
+            _item_row(i, r, list_id, me, "active", now, now, documents.join(i, head_json, r.body, new_tail))
+            for i, r in new_rows.items()
+        ],
+    )
+    cursor = head + len(new_rows)
+    if new_rows:
+        _new_changes(conn, first_id, len(new_rows), head + 1, now)
+    changed: list[tuple] = []
+    for item_id, row, old in updates:
+        if old.status != "withdrawn" and _same_fields(old.doc, row.fields(item_id, list_name, principal.org)):
+            continue  # same content resubmitted: nothing changes, no feed entry
+        status = "active" if old.status == "withdrawn" else old.status
+        doc = documents.assemble(item_id, head_json, row.body, status, old.created_at, now)
+        changed.append(_item_row(item_id, row, list_id, me, status, old.created_at, now, doc))
+    if changed:
+        _update_items(conn, changed)
+        rows_of_changes = [(cursor + n, r[0], "upsert", "updated", now) for n, r in enumerate(changed, 1)]
+        _insert_many(conn, changes, CHANGE_COLUMNS, rows_of_changes)
+        cursor += len(changed)
+    if cursor != head:
+        heads.store(conn, heads.CHANGES, cursor)
+    audit.record(
+        conn,
+        actor,
+        "items.submit",
+        list_name,
+        {"rows": len(rows), "changes": cursor - head, "from": head + 1, "to": cursor},
+    )
     return {"ids": ids, "created": len(new_rows), "updated": len(changed), "cursor": cursor}
 
 
@@ -219,11 +235,10 @@ def _item_row(
     item_id: int, row: Row, list_id: int, me: int, status: str, created: float, now: float, doc: bytes
 ) -> tuple:
     """An `items` row in ITEM_COLUMNS order."""
-    fps = orjson.dumps(row.fingerprints).decode()
     quality = orjson.dumps(row.quality).decode() if row.quality else None
     return (
         item_id, list_id, me, row.external_id, row.content_type, row.scheme, row.classification,
-        row.reviewers, status, row.fp_key, created, now, doc, fps, quality,
+        row.reviewers, status, row.fp_key, created, now, doc, row.fingerprints_json, quality,
     )  # fmt: skip
 
 

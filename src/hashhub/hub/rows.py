@@ -41,6 +41,9 @@ class Row:
     fingerprints: dict[str, str]
     quality: dict[str, int]
     fp_key: int
+    #: `fingerprints` as the `items.fingerprints` column stores it (compact JSON, sorted keys), made
+    #: when the row is parsed: off the writer's path, which is the import's busier side
+    fingerprints_json: str
     #: `shown()` as JSON without its braces, rendered when the row is parsed (see `documents.assemble`)
     body: bytes = b""
 
@@ -185,6 +188,7 @@ def _canonical(index: int, item: ItemIn, cache: _BatchCache) -> Row:
     scheme, value = cache.grade(grade["scheme"], grade["value"])
     verification = item.get("verification", _EMPTY)
     verified_at = verification.get("verified_at")
+    ordered = dict(sorted(fps.items()))
     try:
         row = Row(
             index=index,
@@ -196,9 +200,10 @@ def _canonical(index: int, item: ItemIn, cache: _BatchCache) -> Row:
             verified_by=verification.get("verified_by", []),
             verified_at=documents.iso(verified_at.timestamp()) if verified_at else None,
             labels=item.get("labels", _EMPTY),
-            fingerprints=dict(sorted(fps.items())),
+            fingerprints=ordered,
             quality=quality,
             fp_key=fingerprint_key(fps),
+            fingerprints_json=orjson.dumps(ordered).decode(),
         )
         row.body = orjson.dumps(row.shown())[1:-1]
     except TypeError:  # orjson refuses text JSON cannot carry (a lone surrogate): the sender's mistake
@@ -322,7 +327,7 @@ def _plain_row(index: int, raw: object, cache: _BatchCache) -> Row | None:
     labels = dict(labels) if labels else _EMPTY
     row = Row(
         index, external_id, content_type, scheme, value, reviewers, verified_by, None, labels, fps, _EMPTY,
-        _key_of_sorted(ordered),
+        _key_of_sorted(ordered), orjson.dumps(fps).decode(),
     )  # fmt: skip
     row.body = orjson.dumps(row.shown())[1:-1]
     return row
