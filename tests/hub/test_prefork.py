@@ -4,8 +4,11 @@ share the pages the parent loaded instead of each holding a copy."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -129,3 +132,27 @@ def test_workers_exit_when_the_server_is_killed(hub: tuple[psutil.Process, str, 
     parent.kill()  # no chance to stop them itself: the kernel tells them
     _gone, alive = psutil.wait_procs(workers, timeout=30)
     assert not alive, f"orphaned workers kept running: {[p.pid for p in alive]}"
+
+
+def test_the_parent_imports_what_a_workers_event_loop_needs_and_leaves_no_loop_or_thread() -> None:
+    # In a fresh interpreter: the modules a worker's loop would import on first use are imported
+    # before the fork (shared pages), and nothing keeps running that a fork would copy half-way.
+    script = (
+        "import asyncio, json, sys, threading, uvicorn\n"
+        "from hashhub.hub import prefork\n"
+        "config = uvicorn.Config(app=None, loop='auto')\n"
+        "before = {'uvloop', 'anyio._backends._asyncio'} & set(sys.modules)\n"
+        "prefork.warm_event_loop(config)\n"
+        "after = {'uvloop', 'anyio._backends._asyncio'} & set(sys.modules)\n"
+        "try:\n"
+        "    asyncio.get_running_loop()\n"
+        "    running = True\n"
+        "except RuntimeError:\n"
+        "    running = False\n"
+        "print(json.dumps([sorted(before), sorted(after), threading.active_count(), running]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    before, after, threads, running = json.loads(out.splitlines()[-1])
+    assert before == []
+    assert after == ["anyio._backends._asyncio", "uvloop"]
+    assert (threads, running) == (1, False)
