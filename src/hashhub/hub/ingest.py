@@ -25,7 +25,7 @@ from hashhub import db, grading
 from hashhub.hub import audit, auth, documents, gcpause, heads, orgs
 from hashhub.hub.core import Hub
 from hashhub.hub.errors import Forbidden, Invalid
-from hashhub.hub.models import changes, items
+from hashhub.hub.models import changes, item_fp_keys, items
 from hashhub.hub.rows import Row, fingerprint_key, parse_rows
 
 __all__ = [
@@ -123,9 +123,12 @@ _BY_EXTERNAL = (
     "SELECT id, external_id, status, created_at, doc FROM items "
     "WHERE contributor_id = {mark} AND external_id IN ({marks})"
 )
+# An `item_fp_keys` entry may be stale (its item changed fingerprints or was withdrawn since):
+# the item must still have that key and be live.
 _BY_FP_KEY = (
-    "SELECT fp_key, id FROM items "
-    "WHERE contributor_id = {mark} AND fp_key IN ({marks}) AND status != 'withdrawn'"
+    "SELECT k.fp_key, i.id FROM item_fp_keys k JOIN items i ON i.id = k.item_id "
+    "WHERE k.contributor_id = {mark} AND k.fp_key IN ({marks}) "
+    "AND i.fp_key = k.fp_key AND i.status != 'withdrawn'"
 )
 
 
@@ -158,6 +161,8 @@ ITEM_COLUMNS = (
     "reviewers", "status", "fp_key", "created_at", "updated_at", "doc", "fingerprints", "quality",
 )  # fmt: skip
 CHANGE_COLUMNS = ("cursor", "item_id", "op", "kind", "at")
+FP_KEY_COLUMNS = ("contributor_id", "fp_key", "item_id")
+_FP_KEY = ITEM_COLUMNS.index("fp_key")
 
 
 def write_rows(
@@ -204,6 +209,8 @@ def _write(
             for i, r in new_rows.items()
         ],
     )
+    # Sorted by key: the dedup index takes a batch in one pass over its pages (see models).
+    _insert_many(conn, item_fp_keys, FP_KEY_COLUMNS, sorted((me, r.fp_key, i) for i, r in new_rows.items()))
     cursor = head + len(new_rows)
     if new_rows:
         _new_changes(conn, first_id, len(new_rows), head + 1, now)
@@ -216,6 +223,7 @@ def _write(
         changed.append(_item_row(item_id, row, list_id, me, status, old.created_at, now, doc))
     if changed:
         _update_items(conn, changed)
+        _add_fp_keys(conn, sorted({(me, r[_FP_KEY], r[0]) for r in changed}))
         rows_of_changes = [(cursor + n, r[0], "upsert", "updated", now) for n, r in enumerate(changed, 1)]
         _insert_many(conn, changes, CHANGE_COLUMNS, rows_of_changes)
         cursor += len(changed)
@@ -327,3 +335,13 @@ def _update_items(conn: Connection, rows: list[tuple]) -> None:
     mark = _mark(conn)
     sets = ", ".join(f"{c} = {mark}" for c in ITEM_COLUMNS[1:])
     conn.exec_driver_sql(f"UPDATE items SET {sets} WHERE id = {mark}", [(*r[1:], r[0]) for r in rows])
+
+
+def _add_fp_keys(conn: Connection, entries: list[tuple[int, int, int]]) -> None:
+    """Dedup index entries for updated items; an entry already there (the key did not change) stays."""
+    mark = _mark(conn)
+    conn.exec_driver_sql(
+        f"INSERT INTO item_fp_keys (contributor_id, fp_key, item_id) VALUES ({mark}, {mark}, {mark}) "
+        "ON CONFLICT DO NOTHING",
+        entries,
+    )
