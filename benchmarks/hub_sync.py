@@ -3,17 +3,21 @@
     .venv/bin/python benchmarks/hub_sync.py                 # 1,000,000 items on SQLite (a temp file)
     .venv/bin/python benchmarks/hub_sync.py --items 100000 --db postgresql+psycopg://...
 
-Items are made-up PDQ + MD5 fingerprints (random bytes), submitted in batches of 10,000 through the
-same service call `POST /api/v1/items` and `hashhub hub import` use (validation, dedup, clustering,
-bulk insert, feed cursor, audit). The snapshot is downloaded over HTTP from a real uvicorn server
-with gzip, then decompressed and counted. Submit-to-feed: a member polls the feed every 20 ms while
+Items are made-up PDQ + MD5 fingerprints (random bytes). `ingest_items_per_s` is the service call
+`POST /api/v1/items` runs (`ingest.submit`: validation, dedup, bulk insert, feed cursor, audit), in
+batches of 10,000, one after another in this thread, one transaction each, as POST commits them.
+The snapshot is downloaded over HTTP from a real uvicorn server with gzip, then decompressed and
+counted. Submit-to-feed: a member polls the feed every 20 ms while
 a contributor POSTs one item over HTTP; the time from the POST to the item appearing, median of 20.
 Also reported: how long the in-memory match pool takes to catch up with everything ingested
 (index build and clustering), which ingest itself does not wait for.
 Import (issue 12): the same number of items written to an NDJSON file, one item a line in the
 `POST /api/v1/items` item shape, then loaded by `hashhub hub import FILE` run as its own process
 (start-up, schema check and all) into a fresh database: a new SQLite file, or with --db a new
-contributor and list in that database. `import_items_per_s` is items over that process's wall time.
+contributor and list in that database. `import_items_per_s` is items over that process's wall time
+(it parses in a second process and commits batches in groups, see `hashhub.hub.grouped`);
+`import_cpu_us_per_item` is the CPU time (user + system) of the import and its parse process
+together, per item: a figure the machine's load moves less than the wall time.
 The import's parse side alone, on the same file: `parse_only_rows_per_s` is what the import's
 pipeline delivers with nothing writing (read, parse and hand over in `parse_processes` processes,
 rows rebuilt on this side), `parse_one_thread_rows_per_s` the same work in this process's thread
@@ -31,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import socket
 import statistics
 import subprocess
@@ -169,9 +174,11 @@ def measure_import(tmp: Path, total: int, db_url: str | None) -> dict[str, float
     orgs.create_list(hub.engine, "bench-import", write=["bench-importer"])
     command = [sys.executable, "-c", "from hashhub.cli import main; main()", "hub", "import", str(source)]
     command += ["--org", "bench-importer", "--list", "bench-import", "--db", url]
+    cpu = _children_cpu()
     t = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - t
+    cpu = _children_cpu() - cpu  # the import and, waited for by it, its parse process
     if done.returncode != 0:
         raise SystemExit(f"hashhub hub import failed ({done.returncode}): {done.stderr[-2000:]}")
     report = orjson.loads(done.stdout)
@@ -179,12 +186,18 @@ def measure_import(tmp: Path, total: int, db_url: str | None) -> dict[str, float
         raise SystemExit(f"hashhub hub import created {report.get('created')} items, expected {total}")
     figures = {
         "import_items_per_s": total / elapsed,
+        "import_cpu_us_per_item": cpu / total * 1e6,
         "parse_only_rows_per_s": measure_parse(hub, source, total, in_process=True),
         "parse_one_thread_rows_per_s": measure_parse(hub, source, total, in_process=False),
     }
     hub.close()
     source.unlink()
     return figures
+
+
+def _children_cpu() -> float:
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
 
 
 def measure_http_ingest(tmp: Path, total: int, db_url: str | None, uploaders: int = 2) -> float:
@@ -295,8 +308,10 @@ def main() -> None:
                 "backend": url.split(":", 1)[0],
                 "items": args.items,
                 "ingest_items_per_s": round(rate),
+                "ingest_path": "POST /api/v1/items's service call, batches of 10,000, a transaction each",
                 "http_2_uploaders_items_per_s": round(http_rate),
                 "import_items_per_s": round(figures["import_items_per_s"]),
+                "import_cpu_us_per_item": round(figures["import_cpu_us_per_item"], 1),
                 "parse_only_rows_per_s": round(figures["parse_only_rows_per_s"]),
                 "parse_processes": importer.PARSE_PROCESSES,
                 "parse_one_thread_rows_per_s": round(figures["parse_one_thread_rows_per_s"]),
@@ -323,6 +338,7 @@ def _import_line(items: int, figures: dict[str, float], load_before: float) -> d
         "part": "import",
         "items": items,
         "import_items_per_s": round(figures["import_items_per_s"]),
+        "import_cpu_us_per_item": round(figures["import_cpu_us_per_item"], 1),
         "parse_only_rows_per_s": round(figures["parse_only_rows_per_s"]),
         "parse_processes": importer.PARSE_PROCESSES,
         "parse_one_thread_rows_per_s": round(figures["parse_one_thread_rows_per_s"]),

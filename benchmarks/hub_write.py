@@ -4,8 +4,11 @@
     flock /tmp/hashhub-bench.lock .venv/bin/python benchmarks/hub_write.py --items 200000
 
 Only the writer is timed: each batch of 10,000 random PDQ + MD5 items is parsed first (`rows.parse_rows`,
-untimed; `hashhub hub import` does that in another thread), then written by `ingest.submit_parsed`
-(dedup lookups, item rows, feed changes, cursor, audit, commit) into a fresh SQLite file.
+untimed; `hashhub hub import` does that in another process), then written by `ingest.submit_parsed`
+(dedup lookups, item rows, feed changes, cursor, audit, commit) into a fresh SQLite file:
+`write_items_per_s` with a transaction a batch, as `POST /api/v1/items` commits;
+`write_in_groups_items_per_s` with batches committed in groups, as `hashhub hub import` commits
+(`hashhub.hub.grouped`).
 
 For scale, the same run measures the floor of the schema before migration 0004 (four rows an item:
 the item with its document, two `fingerprints` rows, a `changes` row; today's indexes and foreign
@@ -33,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.hub_sync import BATCH, batches
 
 from hashhub import db, grading
-from hashhub.hub import ingest, orgs
+from hashhub.hub import grouped, ingest, orgs
 from hashhub.hub.core import Hub
 from hashhub.hub.rows import Row, parse_rows
 from hashhub.hub.settings import HubSettings
@@ -41,20 +44,30 @@ from hashhub.hub.settings import HubSettings
 _OLD_SCHEMA = "0003"  # the last revision with the separate `fingerprints` table
 
 
-def measure_writer(url: str, total: int) -> tuple[float, dict[str, grading.Scheme]]:
-    """Items/s of `submit_parsed`, and the grading schemes the rows were parsed with."""
+def measure_writer(
+    url: str, total: int, *, in_groups: bool = False
+) -> tuple[float, dict[str, grading.Scheme]]:
+    """Items/s of `submit_parsed`, and the grading schemes the rows were parsed with: a transaction
+    a batch as POST commits, or (`in_groups`) batches committed in groups as the import does."""
     hub = Hub(HubSettings(db=url))
     try:
         orgs.create_org(hub.engine, "bench-writer", ["contributor"])
         orgs.create_list(hub.engine, "bench", write=["bench-writer"])
         principal = orgs.acting_as(hub.engine, "bench-writer")
         where = ingest.target(hub, principal, "bench")
+        group = grouped.Group(hub.engine)
         spent = 0.0
         for raw in batches(total):
             good, rejected = parse_rows(raw, where.schemes)
             t = time.perf_counter()
-            ingest.submit_parsed(hub, principal, where, good, rejected, len(raw))
+            conn = group.connection() if in_groups else None
+            ingest.submit_parsed(hub, principal, where, good, rejected, len(raw), conn=conn)
+            if in_groups:
+                group.written(len(raw))
             spent += time.perf_counter() - t
+        t = time.perf_counter()
+        group.commit()
+        spent += time.perf_counter() - t
         return total / spent, where.schemes
     finally:
         hub.close()
@@ -112,6 +125,7 @@ def main() -> None:
     load_before = os.getloadavg()[1]
     with tempfile.TemporaryDirectory(prefix="hub-write-") as tmp:
         rate, schemes = measure_writer(f"sqlite:///{Path(tmp) / 'write.db'}", args.items)
+        grouped_rate, _ = measure_writer(f"sqlite:///{Path(tmp) / 'grouped.db'}", args.items, in_groups=True)
         floor = measure_old_floor(Path(tmp) / "old.db", args.items, schemes)
     result = {
         "benchmark": "hub_write",
@@ -119,8 +133,10 @@ def main() -> None:
         "items": args.items,
         "batch": BATCH,
         "write_items_per_s": round(rate),
+        "write_in_groups_items_per_s": round(grouped_rate),
         "old_schema_floor_items_per_s": round(floor),
         "write_us_per_item": round(1e6 / rate, 1),
+        "write_in_groups_us_per_item": round(1e6 / grouped_rate, 1),
         "old_schema_floor_us_per_item": round(1e6 / floor, 1),
         "load_average_5min": [round(load_before, 1), round(os.getloadavg()[1], 1)],
         "target_items_per_s": 50_000,
