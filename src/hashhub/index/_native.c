@@ -36,6 +36,8 @@
 #define MAX_SLICE (1 << QUERY_BITS)
 /* Rows one code-sort group spans: 64 rows are 2 KB of codes, in L1 together. */
 #define ROW_GROUP_BITS 6
+/* The sweep prefetches a probe's entries this many probes (in bucket order) ahead. */
+#define SWEEP_AHEAD 8
 
 static inline int popc(uint64_t x) { return __builtin_popcountll(x); }
 
@@ -486,17 +488,24 @@ static PyObject *py_multi_index_search(PyObject *self, PyObject *args) {
 
 /* ---- large-batch sweep ---- */
 
-/* Candidates of the probes order[p:] (sorted by bucket) into cand from *nc, stopping before a probe
+/* Candidates of the probes order[p:] (sorted by bucket; a probe is query << kbits | mask number) into cand from *nc, stopping before a probe
  * whose bucket might not fit. Returns the next probe. */
 POPCNT_CLONES
 static int64_t sweep_table(const Search *s, int64_t j, const int64_t *order, int64_t total, int64_t p,
                            const int64_t *qh_of, const int64_t *ql_of, const int64_t *vmask, const int64_t *vroom,
-                           int64_t nvalid, int64_t lbits, int64_t *cand, int64_t cap, int64_t *nc_io) {
+                           int64_t kbits, int64_t lbits, int64_t *cand, int64_t cap, int64_t *nc_io) {
     const void *E = (const char *)s->entries + (s->wide ? 8 : 4) * j * s->n;
     const uint32_t *offsets = s->offsets + s->obase[j];
     int64_t nc = *nc_io;
     for (; p < total; p++) {
-        int64_t item = order[p], q = item / nvalid, k = item - q * nvalid;
+        /* The entries of probe p + SWEEP_AHEAD: buckets come in address order, but the lines a probe
+         * reads skip most of each bucket, which the hardware prefetcher does not guess. */
+        if (p + SWEEP_AHEAD < total) {
+            int64_t f = order[p + SWEEP_AHEAD], fq = f >> kbits, fh = qh_of[fq] ^ vmask[f & (((int64_t)1 << kbits) - 1)];
+            int64_t flo = offsets[fh], fhi = offsets[fh + 1];
+            prefetch_entry(E, s->wide, flo + (((fhi - flo) * ql_of[fq]) >> lbits));
+        }
+        int64_t item = order[p], q = item >> kbits, k = item & (((int64_t)1 << kbits) - 1);
         int64_t h = qh_of[q] ^ vmask[k];
         int64_t lo = offsets[h], hi = offsets[h + 1];
         if (nc + (hi - lo) > cap) break;
@@ -580,12 +589,13 @@ static int sweep_core(const Search *s, Out *o) {
         for (int64_t q = 0; q < nq; q++)
             for (int64_t k = 0; k < nvalid; k++) counts[(qh_of[q] ^ vmask[k]) + 1]++;
         for (int64_t h = 0; h < nb; h++) counts[h + 1] += counts[h];
-        int64_t total = nq * nvalid;
+        int64_t total = nq * nvalid, kbits = 0;
+        while (((int64_t)1 << kbits) < nvalid) kbits++;
         for (int64_t q = 0; q < nq; q++)
-            for (int64_t k = 0; k < nvalid; k++) order[counts[qh_of[q] ^ vmask[k]]++] = q * nvalid + k;
+            for (int64_t k = 0; k < nvalid; k++) order[counts[qh_of[q] ^ vmask[k]]++] = (q << kbits) | k;
         int64_t p = 0;
         for (;;) {
-            p = sweep_table(s, j, order, total, p, qh_of, ql_of, vmask, vroom, nvalid, tq.lbits, cand, cap, &nc);
+            p = sweep_table(s, j, order, total, p, qh_of, ql_of, vmask, vroom, kbits, tq.lbits, cand, cap, &nc);
             if (p >= total) break;
             int64_t grown = 2 * cap + (1 << 16);
             int64_t *c2 = realloc(cand, grown * sizeof(int64_t));
