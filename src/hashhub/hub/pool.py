@@ -138,10 +138,9 @@ class Pool:
     def describe(self, item_id: int, readable: set[int] | None) -> dict[str, Any]:
         """Fields a match reports for one item; cluster facts only from lists the caller may read."""
         lst, contrib, rev, status = (self._col(c) for c in ("list", "contributor", "reviewers", "status"))
+        ring = self.cluster(item_id)
         members = [
-            m
-            for m in self.cluster(item_id)
-            if status[m] != _WITHDRAWN and (readable is None or int(lst[m]) in readable)
+            m for m in ring if status[m] != _WITHDRAWN and (readable is None or int(lst[m]) in readable)
         ]
         verifiers = {int(contrib[m]) for m in members if rev[m] > 0}
         return {
@@ -150,7 +149,8 @@ class Pool:
             "classification": self.grades[int(self._col("grade")[item_id])],
             "contributors": sorted({self.org_names.get(int(contrib[m]), "") for m in members}),
             "verifications": len(verifiers),
-            "cluster": str(self.find(item_id)),
+            # an item alone in its ring is its own root: most hits then never read `parent`
+            "cluster": str(item_id if len(ring) == 1 else self.find(item_id)),
             "cluster_size": len(members),
             "status": STATUS_NAMES[int(status[item_id])],
         }
