@@ -127,11 +127,11 @@ def test_a_loaded_index_removes_and_merges_like_a_built_one(tmp_path: Path) -> N
     ex.save(tmp_path / "exact.hhx")
     again = ExactIndex.load(tmp_path / "exact.hhx", delta_limit=10)
     again.remove(np.arange(1, 1001, 7))  # through the saved id order
-    again.add(np.arange(2000, 2050), [md5(i % 300) for i in range(2000, 2050)])  # past the delta limit
+    again.add(np.arange(2000, 2200), [md5(i % 300) for i in range(2000, 2200)])  # past the limit (1000 // 8)
     again.add([2], [b"moved"])
     removed = set(range(1, 1001, 7)) - {2}
     expected = {i: md5(i % 300) for i in range(1, 1001) if i not in removed} | {2: b"moved"}
-    expected |= {i: md5(i % 300) for i in range(2000, 2050)}
+    expected |= {i: md5(i % 300) for i in range(2000, 2200)}
     assert len(again) == len(expected)
     for value in [md5(v) for v in (0, 1, 150, 299)] + [b"moved"]:
         (found,) = again.search([value])
@@ -188,3 +188,19 @@ def test_files_in_the_first_layout_still_load_and_save_compactly(tmp_path: Path,
     assert ids_of(again.search([values[4], values[5]])) == [[200], [105]]
     assert len(again) == 50
     assert (tmp_path / "new.hhx").stat().st_size < (tmp_path / "old.hhx").stat().st_size
+
+
+def test_a_loaded_index_keeps_its_file_mapped_until_the_delta_outgrows_an_eighth_of_it(
+    tmp_path: Path,
+) -> None:
+    ex = ExactIndex()
+    ex.add(np.arange(8_000), [md5(i) for i in range(8_000)])
+    ex.save(tmp_path / "exact.hhx")
+    again = ExactIndex.load(tmp_path / "exact.hhx", delta_limit=10)
+    mapped = again._main
+    again.add(np.arange(10_000, 10_999), [md5(i) for i in range(10_000, 10_999)])
+    assert again._main is mapped  # a merge would have copied all 8,000 entries into private memory
+    again.add([20_000], [md5(20_000)])  # the 1,000th: an eighth of the file
+    assert again._main is not mapped
+    assert ids_of(again.search([md5(5), md5(10_500), md5(20_000)])) == [[5], [10_500], [20_000]]
+    assert len(again) == 9_000
