@@ -1,11 +1,13 @@
-"""Batch submit: rows parsed by `hashhub.hub.rows`, deduped and written in one transaction.
+"""Batch submit: rows parsed by `hashhub.hub.rows`, deduped and written in one transaction (or in
+the caller's, which `hashhub hub import` commits every few batches: `hashhub.hub.grouped`).
 
 Idempotent: a row whose (contributor, external id) exists updates that item only if something
 changed; a row with exactly the fingerprints of a live item of the same contributor is that item.
 Atomic: any invalid row rejects the whole batch unless `partial` is set, in which case the valid rows
 are written and exactly the invalid ones are listed. Dedup costs two indexed lookups per batch (by
-external id, by fingerprint-set digest); clustering is left to the in-memory pool, which follows the
-change log on its own (`Pool.catch_up`), so a write never waits for index maintenance.
+external id, by fingerprint-set digest in `item_fp_keys`); clustering is left to the in-memory pool,
+which follows the change log on its own (`Pool.catch_up`), so a write never waits for index
+maintenance.
 """
 
 from __future__ import annotations
