@@ -170,7 +170,7 @@ def measure(engine: Engine, ids: np.ndarray, codes: np.ndarray, queries: np.ndar
 def apart(fn: Callable[..., dict], *args: Any) -> dict:
     """fn(*args) in a forked child: memory figures then count one engine alone, not what an earlier
     one freed to the allocator (the data arrays are shared, already resident pages), and no thread
-    pool (numba's, faiss's OpenMP) is ever started in this parent, which keeps fork() safe."""
+    pool (the index's, faiss's OpenMP) is ever started in this parent, which keeps fork() safe."""
     ctx = multiprocessing.get_context("fork")
     parent_end, child_end = ctx.Pipe(duplex=False)
 
