@@ -23,7 +23,7 @@ Hits = list[tuple[np.ndarray, np.ndarray]]
 
 
 def _index() -> ModuleType:
-    """`hashhub.index`, imported on first use: it loads numba, which admin CLI commands never need."""
+    """`hashhub.index`, imported on first use: admin CLI commands never need it (nor its C kernels)."""
     from hashhub import index
 
     return index
@@ -197,7 +197,7 @@ def load(name: str, path: Path, delta_limit: int) -> Adapter:
 
 
 def warm_up() -> None:
-    """Build one index of each kind now: compiled search kernels are then ready before the first
-    request, and compilation never runs on two request threads at once."""
+    """Build one adapter of each kind now, so the first request does not pay for importing and
+    setting them up (the kernels are compiled C: nothing is compiled at run time)."""
     for signal in ("md5", "pdq", "pdna"):
         for_signal(signal).near([], 0)

@@ -173,7 +173,7 @@ class Pool:
         the last STATS_DAYS days (UTC, oldest first, days without items included as 0).
         With `lists` (list ids) or `contributor` (an organisation id), only the items a visitor
         may see count: those in the lists, or contributed by the organisation."""
-        from hashhub.hub import pool_stats  # numba: loaded on first use, as the indexes do
+        from hashhub.hub import pool_stats  # its C counter: loaded on first use, as the indexes are
 
         today = int((time.time() if now is None else now) // _DAY)
         first = today - STATS_DAYS + 1

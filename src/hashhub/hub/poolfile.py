@@ -117,8 +117,8 @@ def save_pool(hub: Hub, *, wait: bool = True) -> Path | None:
 
 
 def _fileformat() -> ModuleType:
-    """`hashhub.index._fileformat`, imported on first use (the package loads numba, which admin
-    CLI commands that open a Hub never need)."""
+    """`hashhub.index._fileformat`, imported on first use (the index package and its C kernels,
+    which admin CLI commands that open a Hub never need)."""
     from hashhub.index import _fileformat
 
     return _fileformat

@@ -1,6 +1,6 @@
 """Pre-fork serving: one parent loads everything once, N forked workers serve it from shared pages.
 
-uvicorn's own `--workers` spawns fresh interpreters, so every worker imported numpy, numba and the
+uvicorn's own `--workers` spawns fresh interpreters, so every worker imported numpy and the
 app again and loaded its own copy of the match pool: memory grew by ~250 MB a worker (issue 12).
 Here the parent builds the app, loads the pool and warms the kernels, then forks; the workers'
 pages stay shared copy-on-write with the parent, and only what a worker writes becomes its own.
