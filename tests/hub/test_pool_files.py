@@ -359,3 +359,48 @@ def test_an_unusable_pool_directory_is_logged_and_the_hub_serves_from_memory(
         assert sorted(found.tolist()) == sorted([ids["a"], ids["d"]])
     finally:
         hub.close()
+
+
+def test_a_large_cold_build_runs_in_a_process_of_its_own_and_the_server_maps_its_files(
+    db_url: str, tmp_path: Path
+) -> None:
+    # The threshold lowered to every pool: the build (and the memory it leaves fragmented) happens
+    # in `python -m hashhub.hub.poolbuild`; this process only maps the files it saved.
+    files = {} if db_url.startswith("sqlite") else {"pool_dir": str(tmp_path / "pool")}
+    first = open_hub(db_url, pool_dir="off")
+    try:
+        _first_items(first)
+        head = first.refresh()
+    finally:
+        first.close()
+    built = open_hub(db_url, pool_save_min_items=0, pool_build_process_items=0, **files)
+    cold = open_hub(db_url, pool_dir="off")
+    try:
+        got = _answers(built)
+        assert built.files.loaded_cursor == head  # loaded from files another process wrote
+        assert got == _answers(cold)
+    finally:
+        built.close()
+        cold.close()
+
+
+def test_a_failed_build_process_is_logged_and_the_server_builds_the_pool_itself(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    first = open_hub(sqlite_url, pool_dir="off")
+    try:
+        _first_items(first)
+    finally:
+        first.close()
+    monkeypatch.setattr("sys.executable", "/bin/false")  # the child exits 1 at once
+    hub = open_hub(sqlite_url, pool_save_min_items=0, pool_build_process_items=0)
+    cold = open_hub(sqlite_url, pool_dir="off")
+    try:
+        with caplog.at_level(logging.WARNING, logger="hashhub.hub.poolbuild"):
+            got = _answers(hub)
+        assert "pool build process exited 1" in caplog.text
+        assert hub.files.loaded_cursor is not None  # built here, saved, then mapped
+        assert got == _answers(cold)
+    finally:
+        hub.close()
+        cold.close()

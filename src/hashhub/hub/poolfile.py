@@ -42,7 +42,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from hashhub import db, snapshotfiles
 from hashhub.hub import heads, indexes
 from hashhub.hub.columns import SPEC, Columns
-from hashhub.hub.models import changes
+from hashhub.hub.models import changes, items
 from hashhub.hub.pool import Fetch, Pool
 from hashhub.hub.settings import HubSettings
 from hashhub.snapshotfiles import SnapshotError, position_of, release_heap, saver_lock
@@ -250,6 +250,11 @@ def _load(
 # -- who saves, and when --------------------------------------------------------------------------
 
 
+def worth_saving(pool: Pool, settings: HubSettings) -> bool:
+    """Whether a pool built from the database is large enough to be saved at once."""
+    return int(np.count_nonzero(pool.cols["status"][: pool.cols.size])) >= settings.pool_save_min_items
+
+
 class PoolFiles:
     """One hub process's use of its pool directory: load at start-up (or build and save under the
     lock, so several workers starting together build once), save in the background when the log
@@ -297,11 +302,15 @@ class PoolFiles:
             pool = self._load()  # another process may have built and saved while we waited
             if pool is not None:
                 return self._caught_up(pool)
+            if self._item_count() >= max(hub.settings.pool_build_process_items, 1):
+                from hashhub.hub.poolbuild import build_elsewhere
+
+                if build_elsewhere(hub.settings) is not None:
+                    pool = self._load()
+                    if pool is not None:
+                        return self._caught_up(pool)
             pool = self._caught_up(hub.new_pool())
-            if (
-                int(np.count_nonzero(pool.cols["status"][: pool.cols.size]))
-                < hub.settings.pool_save_min_items
-            ):
+            if not worth_saving(pool, hub.settings):
                 return pool
             try:
                 if _save_locked(pool, hub.engine, self.directory) is None:
@@ -316,6 +325,10 @@ class PoolFiles:
         del pool
         release_heap()
         return self._caught_up(loaded)
+
+    def _item_count(self) -> int:
+        with db.read(self._hub.engine) as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(items)).scalar() or 0)
 
     def _load(self) -> Pool | None:
         hub = self._hub

@@ -41,6 +41,9 @@ class HubSettings(BaseSettings):
     pool_save_min_seconds: float = Field(30.0, ge=0)
     #: a process that had to build its pool from the database saves it at once from this many items.
     pool_save_min_items: int = Field(10_000, ge=0)
+    #: ... and from this many items builds it in a process of its own (hub/poolbuild.py), so the
+    #: build's freed memory never stays with the server (0: always; a huge number: never).
+    pool_build_process_items: int = Field(100_000, ge=0)
     #: match activity is audited as one chained record per key per this many seconds, written in the
     #: background (0: one record per request, written before the answer).
     audit_match_window_seconds: float = Field(1.0, ge=0, le=60)
