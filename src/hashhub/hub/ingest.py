@@ -77,10 +77,14 @@ def submit(
     if len(rows) > hub.settings.max_batch:
         raise Invalid(f"A batch holds at most {hub.settings.max_batch} items; this one has {len(rows)}.")
     where = target(hub, principal, list_name)
-    with gcpause.paused():  # a batch's parse makes ~10 objects a row, all acyclic (see gcpause)
+    # A batch's parse makes ~10 objects a row and its answer two more, all acyclic (see gcpause);
+    # left running, the collector's passes while the answer was built cost ~0.7 us an item (measured
+    # at 10,000 a batch, with the batch and its rows alive).
+    with gcpause.paused():
         good, rejected = parse_rows(rows, where.schemes)
-    result = submit_parsed(hub, principal, where, good, rejected, len(rows), partial=partial, actor=actor)
-    result["items"] = [{"index": r.index, "id": str(i)} for r, i in zip(good, result.pop("ids"), strict=True)]
+        result = submit_parsed(hub, principal, where, good, rejected, len(rows), partial=partial, actor=actor)
+        ids = result.pop("ids")
+        result["items"] = [{"index": r.index, "id": str(i)} for r, i in zip(good, ids, strict=True)]
     return result
 
 
