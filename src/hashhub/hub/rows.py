@@ -309,7 +309,7 @@ def _plain_row(index: int, raw: object, cache: _BatchCache) -> Row | None:
     fingerprints = get("fingerprints")
     if type(fingerprints) is not dict or not 0 < len(fingerprints) <= 32:
         return None
-    fps: dict[str, str] = {}
+    ordered: list[tuple[str, str]] = []
     parsers = cache.plain_parsers
     for name, given in fingerprints.items():
         if type(name) is not str:
@@ -329,11 +329,11 @@ def _plain_row(index: int, raw: object, cache: _BatchCache) -> Row | None:
                 return None
             if type(canonical) is not str:
                 canonical = orjson.dumps(canonical).decode()
-        if canonical_name in fps:
-            return None
-        fps[canonical_name] = canonical
-    ordered = sorted(fps.items())
+        ordered.append((canonical_name, canonical))
+    ordered.sort()
     fps = dict(ordered)
+    if len(fps) != len(ordered):
+        return None  # a name given twice (as two spellings of it)
     fps_json = orjson.dumps(fps)
     scheme, value, grade_json = canonical_grade
     # Empty mappings are the shared, never mutated `_EMPTY`: one object fewer a row to make, to
