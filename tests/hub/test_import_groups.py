@@ -69,6 +69,23 @@ def test_a_failure_inside_a_group_keeps_the_groups_before_it_and_a_rerun_complet
     assert [e for _, e in _consistent(hub)] == [f"ext-{n}" for n in range(40)]
 
 
+def _processes_reading(path: Path, within: float) -> list[int]:
+    """Processes whose command line names `path`, waiting up to `within` seconds for none."""
+    deadline = time.monotonic() + within
+    while True:
+        found = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    if str(path).encode() in (entry / "cmdline").read_bytes():
+                        found.append(int(entry.name))
+                except OSError:  # it exited meanwhile
+                    pass
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
+
+
 def test_an_import_killed_inside_a_group_leaves_a_consistent_hub_and_a_rerun_completes_it(
     sqlite_url: str, tmp_path: Path
 ) -> None:
@@ -92,6 +109,9 @@ def test_an_import_killed_inside_a_group_leaves_a_consistent_hub_and_a_rerun_com
             time.sleep(0.005)
         os.kill(run.pid, signal.SIGKILL)
         assert run.wait(60) == -signal.SIGKILL
+        # Its parse process goes with it (it used to block for ever on a full pipe whose read end
+        # it had inherited itself).
+        assert _processes_reading(path, within=10) == []
         first = _consistent(hub)
         assert 0 < len(first) < total and len(first) % 1000 == 0  # whole batches, not all of them
         assert [e for _, e in first] == [f"ext-{n}" for n in range(len(first))]

@@ -16,6 +16,7 @@ import io
 import itertools
 import multiprocessing as mp
 import operator
+import os
 import pickle
 import threading
 from collections.abc import Callable, Generator, Iterator
@@ -31,7 +32,7 @@ from sqlalchemy.engine import Connection as SAConnection
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import NullPool
 
-from hashhub import db, grading
+from hashhub import db, grading, lifeline
 from hashhub.hub import auth, gcpause, grouped, ingest, orgs
 from hashhub.hub.core import Hub
 from hashhub.hub.errors import HubError, Invalid
@@ -337,7 +338,7 @@ def _parsed_in_processes(
             receive, send = context.Pipe(duplex=False)
             child = context.Process(
                 target=_parse_worker,
-                args=(str(path), size, url, send, (k, processes)),
+                args=(str(path), size, url, send, (k, processes), os.getpid()),
                 name=f"hashhub-import-parse-{k}",
                 daemon=True,
             )
@@ -389,8 +390,13 @@ def _unmemoised(message: object) -> bytes:
     return out.getvalue()
 
 
-def _parse_worker(path: str, size: int, url: str, out: Connection, share: tuple[int, int]) -> None:
+def _parse_worker(
+    path: str, size: int, url: str, out: Connection, share: tuple[int, int], parent: int
+) -> None:
     """A parse process: read `path`, parse its share of batches, send each, then ("done", None)."""
+    # A forked child also holds the read end of its pipe: were the import killed, its next send
+    # would block for ever instead of failing. It goes with the import instead.
+    lifeline.die_with(parent)
     engine = db.create_engine(url, poolclass=NullPool)
     try:
         with _collected_between_batches() as batch_done:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import gc
 import logging
 import os
@@ -37,6 +36,7 @@ import anyio
 import uvicorn
 
 from hashhub.hub.poolfile import release_heap
+from hashhub.lifeline import die_with
 
 log = logging.getLogger("uvicorn.error")  # uvicorn configures this one: messages show beside its own
 
@@ -47,7 +47,6 @@ MAX_QUICK_DEATHS = 5
 #: how long the parent waits for its workers to shut down in order before it kills them.
 STOP_TIMEOUT_S = 30.0
 POLL_S = 0.1
-PR_SET_PDEATHSIG = 1  # prctl(2)
 
 
 def settle() -> None:
@@ -119,7 +118,7 @@ class Prefork:
             # stopped it afterwards: ignored here, so the worker exits through os._exit below.
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
-            _die_with(parent)
+            die_with(parent)
             self.after_fork()
             server = uvicorn.Server(self.config)
             server.run(sockets=[sock])  # type: ignore[list-item]
@@ -177,15 +176,6 @@ class Prefork:
             _signal(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
             self._children.pop(pid)
-
-
-def _die_with(parent: int) -> None:
-    """Have the kernel send this worker SIGTERM when the supervising parent dies, however it dies
-    (kill -9 included), so no orphaned worker keeps serving alone. Linux only; a no-op elsewhere."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    if os.getppid() != parent:  # it died before the request above took effect
-        raise SystemExit(1)
 
 
 def _signal(pid: int, sig: int) -> None:
