@@ -28,7 +28,7 @@ def create_app(settings: HubSettings | None = None, hub: Hub | None = None) -> F
     """An app over `hub` (or a hub opened from `settings`; its schema is upgraded on open)."""
     owned = hub is None
     hub = hub or Hub(settings or HubSettings())
-    indexes.warm_up()  # before serving: request threads must not compile kernels concurrently
+    indexes.warm_up()  # before serving: the first request does not pay for setting up the adapters
 
     match_path = match_service.MatchPath(hub)
 
@@ -83,9 +83,10 @@ def preload(app: FastAPI, fork: bool) -> None:
 
 
 def _search_once(hub: Hub) -> None:
-    """One search in each of the pool's indexes: the kernels a real search runs (warm_up's empty
-    ones stop short of some) are loaded here, once, instead of in every worker on its first
-    request, where each would hold a private copy."""
+    """One search in each of the pool's indexes: what a real search sets up on first use (the
+    probe masks and per-radius plans the PDQ index caches, modules it imports lazily; warm_up's
+    empty searches stop short of them) is made here, once, instead of in every worker on its
+    first request, where each would hold a private copy."""
     pool = hub.pool
     for name in list(pool.indexes):
         signal = signals.get(name)
